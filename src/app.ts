@@ -1,0 +1,61 @@
+// buildApp(config, deps): the Fastify instance with every plugin and route registered, not yet
+// listening. server.ts listens on it; tests build the same app and inject requests or listen on
+// port 0. Registration is explicit so the order (error handling, docs, then routes) is visible.
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.ts'
+import type { Sql } from './db/pool.ts'
+import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
+import { OneLinePerRequest } from './lib/request-log.ts'
+import { registerOpenApi } from './plugins/openapi.ts'
+import { healthRoutes } from './routes/health/routes.ts'
+import { problemRoutes } from './routes/problems/routes.ts'
+
+export interface AppDeps {
+  sql: Sql
+  logger: FastifyBaseLogger
+}
+
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>
+
+// A client-supplied request id is echoed only when it is short and plain, so it cannot forge or
+// flood log lines.
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new OneLinePerRequest(),
+    genReqId: (request) => {
+      const sent = request.headers['x-request-id']
+      return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addSchema(ProblemSchema)
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const problem = asProblem(error)
+    const instance = request.url
+    if (problem === undefined) {
+      request.log.error({ err: error }, 'unhandled error')
+      return await reply.code(500).type('application/problem+json').send(internalErrorBody(request.id, instance))
+    }
+    if (problem.status >= 500) request.log.warn({ err: error }, problem.message)
+    if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds))
+    return await reply.code(problem.status).type('application/problem+json').send(problemBody(problem, request.id, instance))
+  })
+  app.setNotFoundHandler(async (request) => {
+    throw new Problem('not-found', `No route answers ${request.method} ${request.url.split('?')[0]}.`)
+  })
+
+  await registerOpenApi(app)
+  await app.register(healthRoutes, { sql: deps.sql, readyTimeoutMs: config.READY_TIMEOUT_MS })
+  await app.register(problemRoutes)
+  return app
+}

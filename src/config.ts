@@ -1,0 +1,64 @@
+// Configuration: parsed once from the environment against one schema, typed, with defaults.
+// Nothing else in the code base reads process.env. A bad value is refused at start with one line
+// naming the variable, so a typo never becomes a silent default.
+import Type, { type Static, type TSchema } from 'typebox'
+import Value from 'typebox/value'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000, description: 'TCP port the HTTP server listens on (0 picks a free one).' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the HTTP server binds to; `0.0.0.0` to accept other hosts.' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection URL. Unset: an embedded PostgreSQL server is started with data under `DATA_DIR/pg`.' })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Connections in the shared PostgreSQL pool of each process.' }),
+  DATA_DIR: Type.String({ minLength: 1, default: './.data', description: 'Directory for local state: the embedded PostgreSQL cluster and other files.' }),
+  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: 'pino log level.' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000, description: 'On SIGTERM/SIGINT, how long in-flight requests may run before their connections are closed.' }),
+  READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database does not answer within this time.' }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  readonly variable: string
+  constructor (variable: string, problem: string) {
+    super(`${variable}: ${problem}`)
+    this.name = 'ConfigError'
+    this.variable = variable
+  }
+}
+
+/** Parses and validates configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const values: Record<string, unknown> = {}
+  for (const [name, schema] of Object.entries(ConfigSchema.properties) as Array<[string, TSchema]>) {
+    const raw = env[name]
+    if (raw === undefined || raw === '') continue
+    values[name] = coerce(name, raw, schema)
+    const error = Value.Errors(schema, values[name])[0]
+    if (error !== undefined) throw new ConfigError(name, `${describeError(error.message, schema)} (got ${JSON.stringify(raw)})`)
+  }
+  return Value.Default(ConfigSchema, values) as Config
+}
+
+/** Strict string → value conversion: "12.5" is not an integer and "yes " is not a boolean. */
+function coerce (name: string, raw: string, schema: TSchema): unknown {
+  const type = (schema as { type?: string }).type
+  if (type === 'integer') {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer (got ${JSON.stringify(raw)})`)
+    return Number(raw)
+  }
+  if (type === 'boolean') {
+    const normalised = raw.trim().toLowerCase()
+    if (['true', '1', 'yes', 'on'].includes(normalised)) return true
+    if (['false', '0', 'no', 'off'].includes(normalised)) return false
+    throw new ConfigError(name, `must be true or false (got ${JSON.stringify(raw)})`)
+  }
+  return raw
+}
+
+function describeError (message: string, schema: TSchema): string {
+  const choices = (schema as { anyOf?: Array<{ const?: unknown }> }).anyOf?.map((option) => option.const)
+  if (choices !== undefined) return `must be one of ${choices.join(', ')}`
+  return message
+}

@@ -1,0 +1,49 @@
+// Where the database comes from: DATABASE_URL when set, otherwise an embedded PostgreSQL server
+// under DATA_DIR/pg holding a `data_api` database. Either way the caller gets one pool.
+import path from 'node:path'
+import type { Logger } from 'pino'
+import type { Config } from '../config.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
+import { createSql, type Sql } from './pool.ts'
+
+const EMBEDDED_DATABASE = 'data_api'
+
+export interface Database extends AsyncDisposable {
+  readonly sql: Sql
+  /** True when we started the server ourselves (and may seed demo data into it). */
+  readonly isEmbedded: boolean
+  /** Closes the pool, then stops the embedded server if there is one. */
+  close: () => Promise<void>
+}
+
+export async function openDatabase (config: Config, log: Logger, poolOptions: { max?: number } = {}): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined
+  let url = config.DATABASE_URL
+  if (url === undefined) {
+    embedded = await startEmbeddedPostgres({ clusterDir: path.join(config.DATA_DIR, 'pg'), log: log.child({ component: 'embedded-postgres' }) })
+    url = await ensureDatabase(embedded.url, EMBEDDED_DATABASE).catch(async (error: unknown) => {
+      await embedded?.stop()
+      throw error
+    })
+  }
+  const sql = createSql(url, { max: poolOptions.max ?? config.DATABASE_POOL_MAX })
+  const close = async (): Promise<void> => {
+    await sql.end({ timeout: 5 })
+    await embedded?.stop()
+  }
+  return { sql, isEmbedded: embedded !== undefined, close, [Symbol.asyncDispose]: close }
+}
+
+/** Creates `name` on the server behind `serverUrl` if missing; returns a URL for it. */
+export async function ensureDatabase (serverUrl: string, name: string): Promise<string> {
+  const admin = createSql(serverUrl, { max: 1 })
+  try {
+    const [row] = await admin`select 1 as found from pg_database where datname = ${name}`
+    if (row === undefined) await admin.unsafe(`create database "${name.replaceAll('"', '""')}"`)
+  } finally {
+    await admin.end()
+  }
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}

@@ -1,0 +1,119 @@
+// One catalogue of problem types and one mapping from anything thrown to an RFC 9457
+// application/problem+json body. Routes throw `new Problem(...)`; PostgreSQL and Fastify errors are
+// translated here; anything unknown becomes a plain 500 that names the request id and nothing else.
+import { STATUS_CODES } from 'node:http'
+import Type, { type Static } from 'typebox'
+
+export const PROBLEM_TYPES = {
+  'bad-request': { status: 400, title: 'Bad request', description: 'The request could not be read, for example malformed JSON.' },
+  'validation-error': { status: 400, title: 'Request did not validate', description: 'A parameter or the body is missing or malformed; `errors` lists each failing field.' },
+  'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
+  'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
+  'conflict': { status: 409, title: 'Conflict', description: 'The resource already exists or changed under you.' },
+  'payload-too-large': { status: 413, title: 'Payload too large', description: 'The body is larger than this route accepts.' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type', description: 'The body\'s Content-Type is not one this route accepts.' },
+  'rate-limited': { status: 429, title: 'Too many requests', description: 'Slow down; `Retry-After` says when to try again.' },
+  'internal-error': { status: 500, title: 'Internal Server Error', description: 'Something failed on our side. Quote `request_id` when reporting it.' },
+  'service-unavailable': { status: 503, title: 'Service unavailable', description: 'The service is overloaded, starting or stopping; retry after `Retry-After` seconds.' },
+  'database-unavailable': { status: 503, title: 'Database unavailable', description: 'PostgreSQL did not answer; retry after `Retry-After` seconds.' },
+  'timeout': { status: 503, title: 'Deadline exceeded', description: 'The work did not finish within its deadline and was cancelled.' },
+} as const satisfies Record<string, { status: number, title: string, description: string }>
+
+export type ProblemCode = keyof typeof PROBLEM_TYPES
+
+export const ProblemSchema = Type.Object({
+  type: Type.String({ description: 'URI reference naming the problem type; GET it for a description.' }),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  instance: Type.Optional(Type.String()),
+  request_id: Type.Optional(Type.String()),
+  errors: Type.Optional(Type.Array(Type.Object({
+    in: Type.String({ description: 'body, querystring, params or headers' }),
+    pointer: Type.String({ description: 'JSON pointer to the failing field' }),
+    detail: Type.String(),
+  }))),
+}, { $id: 'Problem', additionalProperties: true, description: 'RFC 9457 problem details' })
+
+export type ProblemBody = Static<typeof ProblemSchema> & Record<string, unknown>
+
+export function problemTypeUri (code: ProblemCode): string {
+  return `/problems/${code}`
+}
+
+/** A failure with a meaning the client can act on. `extra` fields are added to the body. */
+export class Problem extends Error {
+  readonly code: ProblemCode
+  readonly status: number
+  readonly extra: Record<string, unknown>
+  readonly retryAfterSeconds: number | undefined
+
+  constructor (code: ProblemCode, detail: string, options: { extra?: Record<string, unknown>, retryAfterSeconds?: number, cause?: unknown } = {}) {
+    super(detail, { cause: options.cause })
+    this.name = 'Problem'
+    this.code = code
+    this.status = PROBLEM_TYPES[code].status
+    this.extra = options.extra ?? {}
+    this.retryAfterSeconds = options.retryAfterSeconds ?? (this.status === 503 ? 1 : undefined)
+  }
+}
+
+// SQLSTATE classes and client error codes that mean "the database is not reachable right now",
+// as opposed to "this query is wrong".
+const DATABASE_DOWN_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED',
+  'CONNECTION_ENDED', 'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006',
+])
+
+interface ErrorLike {
+  name?: string
+  code?: string
+  statusCode?: number
+  message?: string
+  validation?: Array<{ instancePath: string, message?: string, params?: Record<string, unknown> }>
+  validationContext?: string
+}
+
+/** Translates anything thrown into a Problem; returns undefined for unknown (internal) errors. */
+export function asProblem (error: unknown): Problem | undefined {
+  if (error instanceof Problem) return error
+  const e = (error ?? {}) as ErrorLike
+  if (e.validation !== undefined) {
+    const location = e.validationContext ?? 'body'
+    const errors = e.validation.map((issue) => {
+      const missing = issue.params?.missingProperty
+      const pointer = typeof missing === 'string' ? `${issue.instancePath}/${missing}` : issue.instancePath
+      return { in: location, pointer: pointer === '' ? '/' : pointer, detail: issue.message ?? 'is invalid' }
+    })
+    const summary = errors.map((issue) => `${location}${issue.pointer === '/' ? '' : issue.pointer.replaceAll('/', '.')} ${issue.detail}`).join('; ')
+    return new Problem('validation-error', summary, { extra: { errors } })
+  }
+  if (e.name === 'TimeoutError' || e.code === '57014') return new Problem('timeout', 'The operation did not finish within its deadline.', { cause: error })
+  if (e.code === '23505') return new Problem('conflict', 'A resource with these unique values already exists.', { cause: error })
+  if (e.code !== undefined && DATABASE_DOWN_CODES.has(e.code)) {
+    return new Problem('database-unavailable', 'The database is not reachable right now.', { cause: error })
+  }
+  // Fastify's own client errors (bad JSON, unsupported media type, body too large…) carry safe,
+  // useful messages and a 4xx status.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    const code = e.statusCode === 413 ? 'payload-too-large' : e.statusCode === 415 ? 'unsupported-media-type' : 'bad-request'
+    return new Problem(code, e.message ?? STATUS_CODES[e.statusCode] ?? 'Bad request', { cause: error })
+  }
+  return undefined
+}
+
+export function problemBody (problem: Problem, requestId: string, instance: string): ProblemBody {
+  return {
+    type: problemTypeUri(problem.code),
+    title: PROBLEM_TYPES[problem.code].title,
+    status: problem.status,
+    detail: problem.message,
+    instance,
+    request_id: requestId,
+    ...problem.extra,
+  }
+}
+
+export function internalErrorBody (requestId: string, instance: string): ProblemBody {
+  return problemBody(new Problem('internal-error', `An unexpected error occurred. Quote request id ${requestId} when reporting it.`), requestId, instance)
+}

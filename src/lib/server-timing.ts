@@ -1,0 +1,23 @@
+// Collects per-branch durations for the Server-Timing response header (W3C Server Timing), so a
+// client can see that a gathered response took as long as its slowest branch, not the sum.
+export class ServerTiming {
+  readonly #entries: Array<{ name: string, durationMs: number }> = []
+
+  add (name: string, durationMs: number): void {
+    this.#entries.push({ name, durationMs })
+  }
+
+  /** Times `work` under `name`, whether it succeeds or fails. */
+  async measure<T> (name: string, work: () => Promise<T>): Promise<T> {
+    const started = performance.now()
+    try {
+      return await work()
+    } finally {
+      this.add(name, performance.now() - started)
+    }
+  }
+
+  toString (): string {
+    return this.#entries.map(({ name, durationMs }) => `${name};dur=${durationMs.toFixed(1)}`).join(', ')
+  }
+}

@@ -1,0 +1,72 @@
+// The `data-api` command line: serve | worker | migrate | seed | bench.
+import fs from 'node:fs'
+import { Command, Option } from 'commander'
+import { pino, type Logger } from 'pino'
+import { ConfigError, loadConfig, type Config } from './config.ts'
+import { openDatabase } from './db/database.ts'
+import { migrate } from './db/migrate.ts'
+import { serve } from './server.ts'
+
+function setUp (): { config: Config, logger: Logger } {
+  // An optional .env in the working directory; real environment variables win over it.
+  if (fs.existsSync('.env')) process.loadEnvFile('.env')
+  try {
+    const config = loadConfig()
+    return { config, logger: pino({ level: config.LOG_LEVEL }) }
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(`data-api: invalid configuration: ${error.message}`)
+    process.exit(1)
+  }
+}
+
+async function run (action: (config: Config, logger: Logger) => Promise<void>): Promise<void> {
+  const { config, logger } = setUp()
+  try {
+    await action(config, logger)
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message)
+    // Let pino flush, then leave with a failure status.
+    process.exitCode = 1
+  }
+}
+
+const program = new Command('data-api')
+  .description('A fast, correct async data service: the FastAPI async lesson built for real.')
+  .showHelpAfterError()
+
+program.command('serve')
+  .description('Run the HTTP API (with an embedded PostgreSQL when DATABASE_URL is unset)')
+  .action(async () => { await run(serve) })
+
+program.command('migrate')
+  .description('Apply pending database migrations and exit (also done by serve at start)')
+  .action(async () => {
+    await run(async (config, logger) => {
+      await using database = await openDatabase(config, logger, { max: 1 })
+      const applied = await migrate(database.sql)
+      logger.info({ applied }, applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`)
+    })
+  })
+
+program.command('worker')
+  .description('Run the background job worker (arrives with the durable jobs work, issue #5)')
+  .action(notYet('worker'))
+
+program.command('seed')
+  .description('Fill the database with deterministic sample data (arrives with the lesson endpoints, issue #4)')
+  .action(notYet('seed'))
+
+program.command('bench')
+  .description('Run the benchmark suite (arrives with the bench work, issue #9)')
+  .addOption(new Option('--quick', 'a short run'))
+  .action(notYet('bench'))
+
+function notYet (name: string) {
+  return () => {
+    console.error(`data-api ${name}: not available in this version yet.`)
+    process.exitCode = 2
+  }
+}
+
+await program.parseAsync()

@@ -1,0 +1,37 @@
+// Runs once before all test files (node --test --test-global-setup): provides a PostgreSQL server
+// and a migrated template database that each test file clones (helpers/database.ts).
+// TEST_DATABASE_URL (a server URL whose user may create databases) skips the embedded server.
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { pino } from 'pino'
+import { ensureDatabase } from '../src/db/database.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { createSql } from '../src/db/pool.ts'
+import { TEMPLATE_DATABASE } from './helpers/database.ts'
+
+let embedded: EmbeddedPostgres | undefined
+let tmpDir: string | undefined
+
+export async function globalSetup (): Promise<void> {
+  let serverUrl = process.env.TEST_DATABASE_URL
+  if (serverUrl === undefined) {
+    tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-test-'))
+    await fs.chmod(tmpDir, 0o755) // the embedded server may run as another user
+    embedded = await startEmbeddedPostgres({ clusterDir: path.join(tmpDir, 'pg'), durable: false, log: pino({ level: 'warn' }) })
+    serverUrl = embedded.url
+    process.env.TEST_DATABASE_URL = serverUrl
+  }
+  const admin = createSql(serverUrl, { max: 1 })
+  await admin.unsafe(`drop database if exists ${TEMPLATE_DATABASE}`)
+  await admin.end()
+  const sql = createSql(await ensureDatabase(serverUrl, TEMPLATE_DATABASE), { max: 1 })
+  await migrate(sql)
+  await sql.end()
+}
+
+export async function globalTeardown (): Promise<void> {
+  await embedded?.stop()
+  if (tmpDir !== undefined) await fs.rm(tmpDir, { recursive: true, force: true })
+}

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { buildTestApp } from './helpers/app.ts'
+
+const { app } = await buildTestApp({ after })
+
+describe('OpenAPI and docs', () => {
+  it('serves a valid OpenAPI 3.1 document that lists the routes', async () => {
+    const response = await app.inject({ url: '/openapi.json' })
+    assert.equal(response.statusCode, 200)
+    const spec = response.json()
+    assert.equal(spec.openapi, '3.1.0')
+    const result = await new Validator().validate(spec)
+    assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2))
+    for (const path of ['/healthz', '/readyz', '/problems/{code}']) assert.ok(spec.paths[path], `${path} documented`)
+    assert.ok(spec.components.schemas.Problem, 'Problem is a named component')
+  })
+
+  it('serves /docs from installed packages, with no external scripts, styles or fonts', async () => {
+    const response = await app.inject({ url: '/docs/' })
+    assert.equal(response.statusCode, 200)
+    assert.match(String(response.headers['content-type']), /text\/html/)
+    assert.doesNotMatch(response.body, /(src|href)="https?:\/\//)
+    const script = /<script[^>]+src="([^"]+)"/.exec(response.body)?.[1]
+    assert.ok(script !== undefined, 'the page loads a script')
+    const js = await app.inject({ url: new URL(script, 'http://x/docs/').pathname })
+    assert.equal(js.statusCode, 200)
+  })
+})

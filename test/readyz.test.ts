@@ -1,0 +1,44 @@
+// /readyz follows the database: 503 problem while PostgreSQL is stopped, 200 again once it is back,
+// without restarting the service. Uses a PostgreSQL server of its own so it can stop it.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { createSql } from '../src/db/pool.ts'
+import { buildTestApp } from './helpers/app.ts'
+
+describe('/readyz', () => {
+  it('turns 503 when the database stops and 200 when it is back', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-readyz-'))
+    await fs.chmod(dir, 0o755)
+    after(async () => { await fs.rm(dir, { recursive: true, force: true }) })
+    const options = { clusterDir: path.join(dir, 'pg'), durable: false, log: pino({ level: 'silent' }) }
+    let server = await startEmbeddedPostgres(options)
+    after(async () => { await server.stop() })
+    const sql = createSql(server.url, { max: 2 })
+    after(async () => { await sql.end({ timeout: 1 }) })
+    const { app } = await buildTestApp({ after }, { READY_TIMEOUT_MS: '500' }, { sql })
+
+    const up = await app.inject({ url: '/readyz' })
+    assert.equal(up.statusCode, 200)
+    assert.equal(up.json().checks.database.status, 'up')
+
+    await server.stop()
+    const started = Date.now()
+    const down = await app.inject({ url: '/readyz' })
+    assert.equal(down.statusCode, 503)
+    assert.ok(Date.now() - started < 3000, 'answers without waiting for the connect timeout')
+    assert.match(String(down.headers['content-type']), /^application\/problem\+json/)
+    assert.equal(down.headers['retry-after'], '1')
+    assert.equal(down.json().type, '/problems/database-unavailable')
+    assert.equal(down.json().checks.database.status, 'down')
+    assert.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'liveness does not depend on the database')
+
+    server = await startEmbeddedPostgres({ ...options, port: server.port })
+    const back = await app.inject({ url: '/readyz' })
+    assert.equal(back.statusCode, 200)
+  })
+})
