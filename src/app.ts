@@ -5,15 +5,21 @@ import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
+import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
+import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
+import { createUsersRepository } from './routes/users/repository.ts'
+import { userRoutes } from './routes/users/routes.ts'
+import { waitRoutes } from './routes/waits/routes.ts'
 
 export interface AppDeps {
   sql: Sql
+  compute: ComputePools
   logger: FastifyBaseLogger
 }
 
@@ -57,5 +63,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await registerOpenApi(app)
   await app.register(healthRoutes, { sql: deps.sql, readyTimeoutMs: config.READY_TIMEOUT_MS })
   await app.register(problemRoutes)
+  const users = createUsersRepository(deps.sql)
+  await app.register(userRoutes, { users })
+  await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS })
+  await app.register(waitRoutes, { compute: deps.compute })
   return app
 }

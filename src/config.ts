@@ -1,6 +1,7 @@
 // Configuration: parsed once from the environment against one schema, typed, with defaults.
 // Nothing else in the code base reads process.env. A bad value is refused at start with one line
 // naming the variable, so a typo never becomes a silent default.
+import { availableParallelism } from 'node:os'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
 
@@ -14,6 +15,11 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ minLength: 1, default: './.data', description: 'Directory for local state: the embedded PostgreSQL cluster and other files.' }),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: 'pino log level.' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000, description: 'On SIGTERM/SIGINT, how long in-flight requests may run before their connections are closed.' }),
+  SEED_DEMO: Type.Boolean({ default: true, description: 'Load demo data (users, orders) into an embedded database on its first start. A DATABASE_URL database is never seeded unasked.' }),
+  DASHBOARD_PART_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 60_000, default: 2_000, description: 'Deadline of each part of `/dashboard`; a late part is cancelled and reported.' }),
+  BLOCKING_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Threads for blocking work (`/sync`): waiting threads cost no CPU, so more than cores.' }),
+  COMPUTE_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: Math.max(1, availableParallelism()), description: 'Threads for CPU work (`/compute`); default: one per core.' }),
+  COMPUTE_QUEUE_MAX: Type.Integer({ minimum: 0, maximum: 100_000, default: 64, description: 'CPU tasks that may wait for a thread; beyond it `/compute` answers 503.' }),
   READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database does not answer within this time.' }),
 })
 

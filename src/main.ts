@@ -1,10 +1,11 @@
 // The `data-api` command line: serve | worker | migrate | seed | bench.
 import fs from 'node:fs'
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
+import { seedUsersAndOrders } from './db/seed.ts'
 import { serve } from './server.ts'
 
 function setUp (): { config: Config, logger: Logger } {
@@ -54,13 +55,34 @@ program.command('worker')
   .action(notYet('worker'))
 
 program.command('seed')
-  .description('Fill the database with deterministic sample data (arrives with the lesson endpoints, issue #4)')
-  .action(notYet('seed'))
+  .description('Append deterministic sample users with orders (COPY); the same options on the same data give the same rows')
+  .option('--users <n>', 'users to add', positiveInteger, 10_000)
+  .option('--orders-per-user <n>', 'orders for each new user', nonNegativeInteger, 10)
+  .option('--seed <n>', 'generator seed', nonNegativeInteger, 42)
+  .action(async (options: { users: number, ordersPerUser: number, seed: number }) => {
+    await run(async (config, logger) => {
+      await using database = await openDatabase(config, logger, { max: 1 })
+      await migrate(database.sql)
+      const result = await seedUsersAndOrders(database.sql, { users: options.users, ordersPerUser: options.ordersPerUser, seed: options.seed })
+      logger.info(result, `seeded ${result.users} users and ${result.orders} orders in ${result.ms} ms`)
+    })
+  })
 
 program.command('bench')
   .description('Run the benchmark suite (arrives with the bench work, issue #9)')
   .addOption(new Option('--quick', 'a short run'))
   .action(notYet('bench'))
+
+function positiveInteger (value: string): number {
+  const number = nonNegativeInteger(value)
+  if (number === 0) throw new InvalidArgumentError('must be at least 1')
+  return number
+}
+
+function nonNegativeInteger (value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError('must be a whole number')
+  return Number(value)
+}
 
 function notYet (name: string) {
   return () => {

@@ -5,6 +5,8 @@ import { buildApp, type App } from './app.ts'
 import type { Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
+import { seedDemo } from './db/seed.ts'
+import { createComputePools } from './compute/pools.ts'
 
 export interface RunningServer {
   readonly app: App
@@ -16,22 +18,28 @@ export interface RunningServer {
 
 export async function startServer (config: Config, logger: Logger): Promise<RunningServer> {
   const database = await openDatabase(config, logger)
+  const compute = createComputePools(config)
   let app: App | undefined
+  const closeAll = async (): Promise<void> => {
+    await compute.close()
+    await database.close()
+  }
   try {
     const applied = await migrate(database.sql)
     if (applied.length > 0) logger.info({ applied }, 'migrations applied')
-    app = await buildApp(config, { sql: database.sql, logger })
+    if (database.isEmbedded && config.SEED_DEMO && await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
+    app = await buildApp(config, { sql: database.sql, compute, logger })
     const url = await app.listen({ port: config.PORT, host: config.HOST })
     const running = app
-    return { app: running, database, url, close: async () => { await closeServer(running, database, config.SHUTDOWN_GRACE_MS, logger) } }
+    return { app: running, database, url, close: async () => { await closeServer(running, closeAll, config.SHUTDOWN_GRACE_MS, logger) } }
   } catch (error) {
     await app?.close()
-    await database.close()
+    await closeAll()
     throw error
   }
 }
 
-async function closeServer (app: App, database: Database, graceMs: number, logger: Logger): Promise<void> {
+async function closeServer (app: App, closeDependencies: () => Promise<void>, graceMs: number, logger: Logger): Promise<void> {
   // app.close() stops accepting, answers 503 to new requests on open keep-alive connections and
   // waits for in-flight ones; past the grace period their connections are cut.
   const forceClose = setTimeout(() => {
@@ -42,7 +50,7 @@ async function closeServer (app: App, database: Database, graceMs: number, logge
     await app.close()
   } finally {
     clearTimeout(forceClose)
-    await database.close()
+    await closeDependencies()
   }
 }
 

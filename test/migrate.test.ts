@@ -4,15 +4,21 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import { migrate, readMigrations } from '../src/db/migrate.ts'
-import { createSql } from '../src/db/pool.ts'
+import { createSql, type Sql } from '../src/db/pool.ts'
 import { createTestDatabase } from './helpers/database.ts'
+
+/** The test database is cloned from the migrated template; these tests start from nothing. */
+async function emptyDatabase (sql: Sql): Promise<void> {
+  await sql`drop schema public cascade`
+  await sql`create schema public`
+}
 
 describe('migrations', () => {
   it('applies every migration once; running again is a no-op', async () => {
     const { url } = await createTestDatabase({ after })
     const sql = createSql(url, { max: 1 })
     after(async () => { await sql.end() })
-    await sql`drop table if exists orders, users, schema_migrations` // start from an empty database
+    await emptyDatabase(sql)
     const all = await readMigrations()
     assert.deepEqual(await migrate(sql), all.map((m) => `${m.version}_${m.name}`))
     assert.deepEqual(await migrate(sql), [])
@@ -24,7 +30,7 @@ describe('migrations', () => {
 
   it('refuses a migration that was edited after it was applied, and applies nothing', async () => {
     const { sql } = await createTestDatabase({ after })
-    await sql`drop table if exists orders, users, schema_migrations`
+    await emptyDatabase(sql)
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'migrations-'))
     after(async () => { await fs.rm(dir, { recursive: true, force: true }) })
     await fs.writeFile(path.join(dir, '0001_first.sql'), 'create table first (id int);')

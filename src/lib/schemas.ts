@@ -8,3 +8,6 @@ const ProblemRef = Type.Unsafe<ProblemBody>(Type.Ref('Problem'))
 export function problemResponses<S extends number> (...statuses: S[]): Record<S, typeof ProblemRef> {
   return Object.fromEntries(statuses.map((status) => [status, ProblemRef])) as Record<S, typeof ProblemRef>
 }
+
+/** A timestamp: a Date in handlers, an ISO 8601 string on the wire (the serializer converts it). */
+export const DateTime = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))

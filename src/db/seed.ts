@@ -1,0 +1,98 @@
+// Deterministic sample data, loaded with COPY: the same options on the same starting state give
+// the same rows. Each user's values come from a generator seeded by (seed, user id), so a user
+// looks the same whatever batch it was created in.
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { TransactionSql } from 'postgres'
+import type { Sql } from './pool.ts'
+
+export interface SeedUsersOptions { users: number, ordersPerUser: number, seed?: number }
+export interface SeedResult { users: number, orders: number, firstUserId: number, ms: number }
+
+const FIRST = ['Alice', 'Bob', 'Carol', 'Dave', 'Erin', 'Frank', 'Grace', 'Heidi', 'Ivan', 'Judy', 'Mallory', 'Niaj', 'Olivia', 'Peggy', 'Rupert', 'Sybil', 'Trent', 'Uma', 'Victor', 'Wendy', 'Xavier', 'Yara', 'Zoe', 'Amir', 'Bea', 'Chen', 'Dara', 'Emeka', 'Farah', 'Goran']
+const LAST = ['Smith', 'Jones', 'Garcia', 'Meyer', 'Rossi', 'Kowalski', 'Nguyen', 'Okafor', 'Silva', 'Tanaka', 'Dubois', 'Novak', 'Larsen', 'Haddad', 'Kim', 'Ivanova', 'Costa', 'Brown', 'Singh', 'Moreau']
+const STATUSES = ['delivered', 'delivered', 'delivered', 'shipped', 'paid', 'pending', 'cancelled'] as const
+const EPOCH = Date.UTC(2026, 0, 1)
+const DAY_MS = 86_400_000
+const CHUNK_ROWS = 2_000
+
+/** mulberry32: a tiny, fast, well-distributed 32-bit generator; enough for sample data. */
+function generator (seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6D2B79F5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+  }
+}
+
+/** COPY text in chunks of CHUNK_ROWS items: few stream writes, and memory stays flat. */
+function * chunks (count: number, line: (index: number) => string): Generator<string> {
+  for (let from = 0; from < count; from += CHUNK_ROWS) {
+    let chunk = ''
+    for (let index = from; index < Math.min(count, from + CHUNK_ROWS); index++) chunk += line(index)
+    yield chunk
+  }
+}
+
+function pick<T> (random: () => number, items: readonly T[]): T {
+  return items[Math.floor(random() * items.length)]!
+}
+
+/** Appends users (ids after the current maximum) and their orders, in one transaction. */
+export async function seedUsersAndOrders (sql: Sql, options: SeedUsersOptions): Promise<SeedResult> {
+  return await sql.begin(async (tx) => await insertSampleUsers(tx, options))
+}
+
+async function insertSampleUsers (tx: TransactionSql, { users, ordersPerUser, seed = 42 }: SeedUsersOptions): Promise<SeedResult> {
+  const started = performance.now()
+  // One seeder at a time: two would pick the same first id.
+  await tx`lock table users in share row exclusive mode`
+  const [{ max }] = await tx<[{ max: number }]>`select coalesce(max(id), 0)::int8 as max from users`
+  const firstUserId = max + 1
+
+  const userLine = (index: number): string => {
+    const id = firstUserId + index
+    const random = generator(seed * 1_000_003 + id)
+    const first = pick(random, FIRST)
+    const last = pick(random, LAST)
+    const createdAt = new Date(EPOCH - Math.floor(random() * 365 * DAY_MS)).toISOString()
+    return `${id}\t${first} ${last}\t${`${first}.${last}.${id}`.toLowerCase()}@example.com\t${createdAt}\n`
+  }
+  const orderLines = (index: number): string => {
+    const id = firstUserId + index
+    const random = generator((seed * 1_000_003 + id) ^ 0x5eed)
+    let lines = ''
+    for (let order = 0; order < ordersPerUser; order++) {
+      const amount = (1 + random() * 499).toFixed(2)
+      const createdAt = new Date(EPOCH + Math.floor(random() * 300 * DAY_MS)).toISOString()
+      lines += `${id}\t${amount}\t${pick(random, STATUSES)}\t${createdAt}\n`
+    }
+    return lines
+  }
+
+  await pipeline(Readable.from(chunks(users, userLine)), await tx`copy users (id, name, email, created_at) from stdin`.writable())
+  if (ordersPerUser > 0) {
+    await pipeline(Readable.from(chunks(users, orderLines)), await tx`copy orders (user_id, amount, status, created_at) from stdin`.writable())
+  }
+  // Ids were given explicitly; move the identity past them so inserts (POST /register) go on.
+  await tx`select setval(pg_get_serial_sequence('users', 'id'), (select max(id) from users))`
+  return { users, orders: users * ordersPerUser, firstUserId, ms: Math.round(performance.now() - started) }
+}
+
+/**
+ * The demo data of an embedded database's first start: a few hundred users with orders, so every
+ * lesson route answers at once. Recorded in seed_log, so it runs once even with several processes.
+ */
+export async function seedDemo (sql: Sql): Promise<boolean> {
+  return await sql.begin(async (tx) => {
+    const inserted = await tx`insert into seed_log (name) values ('demo-users') on conflict do nothing returning name`
+    if (inserted.length === 0) return false
+    const [{ count }] = await tx<[{ count: number }]>`select count(*)::int as count from users`
+    if (count > 0) return false // someone's data is already here: leave it alone
+    await insertSampleUsers(tx, { users: 300, ordersPerUser: 8 })
+    return true
+  })
+}

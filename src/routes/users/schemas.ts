@@ -1,0 +1,31 @@
+import Type, { type Static } from 'typebox'
+import { DateTime } from '../../lib/schemas.ts'
+
+const userIdRange = { minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'A user id (positive integer)' }
+export const UserId = Type.Integer(userIdRange)
+/** A user id query parameter that defaults to 1, so the lesson's parameterless URLs answer. */
+export const UserIdDefault1 = Type.Integer({ ...userIdRange, default: 1 })
+
+export const User = Type.Object({
+  user_id: Type.Integer(),
+  name: Type.String(),
+  email: Type.String({ format: 'email' }),
+  created_at: DateTime,
+}, { $id: 'User' })
+
+export const Order = Type.Object({
+  order_id: Type.Integer(),
+  amount: Type.Number(),
+  status: Type.String(),
+  created_at: DateTime,
+}, { $id: 'Order' })
+
+export const OrderStats = Type.Object({
+  count: Type.Integer(),
+  total: Type.Number(),
+  average: Type.Union([Type.Number(), Type.Null()], { description: 'null when there are no orders' }),
+}, { $id: 'OrderStats' })
+
+export type UserRow = Static<typeof User>
+export type OrderRow = Static<typeof Order>
+export type OrderStatsRow = Static<typeof OrderStats>

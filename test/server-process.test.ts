@@ -1,0 +1,109 @@
+// The service as a user runs it: `data-api serve` with the embedded PostgreSQL in a fresh DATA_DIR.
+// Start, demo data, graceful shutdown with a request in flight, data kept across restarts, one
+// server per data directory, and recovery after the process was SIGKILLed.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, describe, it } from 'node:test'
+import { createSql } from '../src/db/pool.ts'
+import { delay, json } from './helpers/http.ts'
+import { serveExpectingFailure, startServe, type ServeProcess } from './helpers/process.ts'
+
+const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-serve-'))
+await fs.chmod(dataDir, 0o755)
+const env = { DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: '5000' }
+const running = new Set<ServeProcess>()
+after(async () => {
+  for (const server of running) server.child.kill('SIGKILL')
+  // A SIGKILLed serve leaves its postgres behind; a last clean start and stop reclaims it.
+  if (running.size > 0) await stop(await start())
+  await fs.rm(dataDir, { recursive: true, force: true })
+})
+
+async function start (): Promise<ServeProcess> {
+  const server = await startServe(env)
+  running.add(server)
+  return server
+}
+
+async function stop (server: ServeProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  server.child.kill(signal)
+  const code = await server.exited
+  running.delete(server)
+  return code
+}
+
+async function postmasterPid (): Promise<number> {
+  return Number((await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0])
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A connection to the embedded server behind a running serve (port from postmaster.pid). */
+async function connectToEmbedded (): Promise<ReturnType<typeof createSql>> {
+  const lines = (await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')
+  const password = (await fs.readFile(path.join(dataDir, 'pg', 'data-api.password'), 'utf8')).trim()
+  return createSql(`postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${lines[3]}/data_api`, { max: 1 })
+}
+
+describe('data-api serve', () => {
+  it('starts on the embedded database with demo data, and stops gracefully with a request in flight', async () => {
+    const started = Date.now()
+    const server = await start()
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200)
+    assert.ok(Date.now() - started < 15_000, 'answers /healthz within 15 s of a cold start')
+    assert.equal((await json(await fetch(`${server.url}/users/1`))).user_id, 1, 'demo users are there')
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200)
+
+    const sql = await connectToEmbedded()
+    const [{ id }] = await sql<[{ id: number }]>`insert into users (name, email) values ('Kept', 'kept@example.com') returning id`
+    await sql.end()
+
+    const postgresPid = await postmasterPid()
+    const inFlight = fetch(`${server.url}/async?seconds=1`)
+    await delay(200)
+    server.child.kill('SIGTERM')
+    const response = await inFlight
+    assert.equal(response.status, 200, 'the in-flight request finished')
+    assert.deepEqual(await response.json(), { message: 'Done' })
+    assert.equal(await server.exited, 0)
+    running.delete(server)
+    assert.equal(isAlive(postgresPid), false, 'no postgres process of ours is left')
+    await assert.rejects(fetch(`${server.url}/healthz`), 'no longer listening')
+
+    const again = await start()
+    const kept = await json(await fetch(`${again.url}/users/${id}`))
+    assert.equal(kept.name, 'Kept', 'data survives a restart')
+    assert.equal(await stop(again), 0)
+  })
+
+  it('refuses a second server on the same data directory with a clear message', async () => {
+    const first = await start()
+    const second = await serveExpectingFailure(env)
+    assert.equal(second.code, 1)
+    assert.match(second.output, /in use by another data-api process \(pid \d+/)
+    assert.equal((await fetch(`${first.url}/readyz`)).status, 200, 'the first one is unharmed')
+    assert.equal(await stop(first), 0)
+  })
+
+  it('recovers the cluster after the previous server was SIGKILLed', async () => {
+    const killed = await start()
+    const orphan = await postmasterPid()
+    assert.equal(await stop(killed, 'SIGKILL'), null)
+    assert.equal(isAlive(orphan), true, 'SIGKILL leaves postgres running (the case to handle)')
+
+    const next = await start()
+    assert.equal(isAlive(orphan), false, 'the orphan was shut down')
+    assert.ok(next.logs.some((entry) => String(entry.msg).includes('left running by a data-api process that no longer exists')))
+    assert.equal((await fetch(`${next.url}/users/1`)).status, 200)
+    assert.equal(await stop(next), 0)
+  })
+})
