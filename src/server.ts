@@ -68,9 +68,9 @@ export async function serve (config: Config, logger: Logger): Promise<void> {
  */
 export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceMs: number): void {
   let firstSignalAt: number | undefined
-  const shutDown = (reason: Record<string, unknown>, exitCode: number): void => {
+  const shutDown = (reason: Record<string, unknown>, exitCode: number, { mayForce = true } = {}): void => {
     if (firstSignalAt !== undefined) {
-      if (Date.now() - firstSignalAt > 1000) {
+      if (mayForce && Date.now() - firstSignalAt > 1000) {
         logger.warn(reason, 'second signal: exiting now')
         process.exit(1)
       }
@@ -96,4 +96,13 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
     logger.fatal({ err: error }, 'uncaught exception')
     shutDown({ error: error.message }, 1)
   })
+  // `npm start` does not pass a SIGTERM sent to npm on to us: npm exits and we are re-parented.
+  // Treat losing the npm parent as the SIGTERM it swallowed, so no server (and no PostgreSQL)
+  // outlives the `npm start` it belongs to.
+  if (process.env.npm_lifecycle_event !== undefined) {
+    const npmPid = process.ppid
+    setInterval(() => {
+      if (process.ppid !== npmPid) shutDown({ reason: 'npm (the parent process) exited' }, 0, { mayForce: false })
+    }, 250).unref()
+  }
 }
