@@ -7,12 +7,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
+import type { JobQueue } from './jobs/queue.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
+import { registerRoutes } from './routes/register/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
 import { userRoutes } from './routes/users/routes.ts'
 import { waitRoutes } from './routes/waits/routes.ts'
@@ -20,6 +22,7 @@ import { waitRoutes } from './routes/waits/routes.ts'
 export interface AppDeps {
   sql: Sql
   compute: ComputePools
+  jobs: JobQueue
   logger: FastifyBaseLogger
 }
 
@@ -67,5 +70,6 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await app.register(userRoutes, { users })
   await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS })
   await app.register(waitRoutes, { compute: deps.compute })
+  await app.register(registerRoutes, { sql: deps.sql, jobs: deps.jobs })
   return app
 }

@@ -20,6 +20,14 @@ export const ConfigSchema = Type.Object({
   BLOCKING_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Threads for blocking work (`/sync`): waiting threads cost no CPU, so more than cores.' }),
   COMPUTE_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: Math.max(1, availableParallelism()), description: 'Threads for CPU work (`/compute`); default: one per core.' }),
   COMPUTE_QUEUE_MAX: Type.Integer({ minimum: 0, maximum: 100_000, default: 64, description: 'CPU tasks that may wait for a thread; beyond it `/compute` answers 503.' }),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'Mail server, e.g. `smtp://user:pass@mail.example.com:587`. Unset: each email is written as an .eml file under `DATA_DIR/mail`.' })),
+  MAIL_FROM: Type.String({ minLength: 3, default: 'data-api <no-reply@data-api.localhost>', description: 'Sender of the emails the service sends.' }),
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: 'Jobs one worker process runs at once (per task).' }),
+  JOB_EXPIRE_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'A job running longer (its worker died, say) is expired and retried by another worker.' }),
+  JOB_RETRY_LIMIT: Type.Integer({ minimum: 0, maximum: 100, default: 8, description: 'Retries of a failing job before it is marked failed.' }),
+  JOB_RETRY_DELAY_SECONDS: Type.Integer({ minimum: 1, maximum: 3_600, default: 2, description: 'First retry delay; it doubles with each attempt (exponential backoff, with jitter).' }),
+  JOB_RETRY_DELAY_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 600, description: 'Longest delay between two retries.' }),
+  JOB_SUPERVISE_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 3_600, default: 10, description: 'How often the queue looks for expired jobs to retry.' }),
   READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database does not answer within this time.' }),
 })
 

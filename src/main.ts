@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
 import { seedUsersAndOrders } from './db/seed.ts'
-import { serve } from './server.ts'
+import { serve, work } from './server.ts'
 
 function setUp (): { config: Config, logger: Logger } {
   // An optional .env in the working directory; real environment variables win over it.
@@ -37,8 +37,9 @@ const program = new Command('data-api')
   .showHelpAfterError()
 
 program.command('serve')
-  .description('Run the HTTP API (with an embedded PostgreSQL when DATABASE_URL is unset)')
-  .action(async () => { await run(serve) })
+  .description('Run the HTTP API (with an embedded PostgreSQL when DATABASE_URL is unset) and, unless --no-worker, a job worker')
+  .option('--no-worker', 'do not run a job worker in this process (run `data-api worker` separately)')
+  .action(async (options: { worker: boolean }) => { await run(async (config, logger) => { await serve(config, logger, options) }) })
 
 program.command('migrate')
   .description('Apply pending database migrations and exit (also done by serve at start)')
@@ -51,8 +52,8 @@ program.command('migrate')
   })
 
 program.command('worker')
-  .description('Run the background job worker (arrives with the durable jobs work, issue #5)')
-  .action(notYet('worker'))
+  .description('Run the background job worker (welcome emails …) until SIGTERM/SIGINT')
+  .action(async () => { await run(work) })
 
 program.command('seed')
   .description('Append deterministic sample users with orders (COPY); the same options on the same data give the same rows')

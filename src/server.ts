@@ -7,39 +7,47 @@ import { openDatabase, type Database } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
 import { seedDemo } from './db/seed.ts'
 import { createComputePools } from './compute/pools.ts'
+import { startJobQueue } from './jobs/queue.ts'
+import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
 
 export interface RunningServer {
   readonly app: App
   readonly database: Database
   readonly url: string
-  /** Stops accepting, lets in-flight requests finish within SHUTDOWN_GRACE_MS, closes everything. */
+  /** Stops accepting, lets in-flight requests and jobs finish within SHUTDOWN_GRACE_MS, closes everything. */
   close: () => Promise<void>
 }
 
-export async function startServer (config: Config, logger: Logger): Promise<RunningServer> {
+/**
+ * Opens each resource in dependency order and registers its closing on a stack, so that shutdown
+ * (or a failed start) closes them in reverse: HTTP server, job queue, mailer, thread pools, database.
+ */
+export async function startServer (config: Config, logger: Logger, { worker = true } = {}): Promise<RunningServer> {
+  await using resources = new AsyncDisposableStack()
   const database = await openDatabase(config, logger)
+  resources.defer(async () => { await database.close() })
   const compute = createComputePools(config)
-  let app: App | undefined
-  const closeAll = async (): Promise<void> => {
-    await compute.close()
-    await database.close()
-  }
-  try {
-    const applied = await migrate(database.sql)
-    if (applied.length > 0) logger.info({ applied }, 'migrations applied')
-    if (database.isEmbedded && config.SEED_DEMO && await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
-    app = await buildApp(config, { sql: database.sql, compute, logger })
-    const url = await app.listen({ port: config.PORT, host: config.HOST })
-    const running = app
-    return { app: running, database, url, close: async () => { await closeServer(running, closeAll, config.SHUTDOWN_GRACE_MS, logger) } }
-  } catch (error) {
-    await app?.close()
-    await closeAll()
-    throw error
-  }
+  resources.defer(async () => { await compute.close() })
+
+  const applied = await migrate(database.sql)
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied')
+  if (database.isEmbedded && config.SEED_DEMO && await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
+
+  const mailer = createConfiguredMailer(config, logger)
+  resources.defer(() => { mailer.close() })
+  const jobs = await startJobQueue(database.url, config, logger)
+  resources.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
+  if (worker) await startWorker(config, { sql: database.sql, jobs, mailer, logger })
+
+  const app = await buildApp(config, { sql: database.sql, compute, jobs, logger })
+  resources.defer(async () => { await closeApp(app, config.SHUTDOWN_GRACE_MS, logger) })
+  const url = await app.listen({ port: config.PORT, host: config.HOST })
+
+  const owned = resources.move() // started: from here on, closing is the caller's call
+  return { app, database, url, close: async () => { await owned.disposeAsync() } }
 }
 
-async function closeServer (app: App, closeDependencies: () => Promise<void>, graceMs: number, logger: Logger): Promise<void> {
+async function closeApp (app: App, graceMs: number, logger: Logger): Promise<void> {
   // app.close() stops accepting, answers 503 to new requests on open keep-alive connections and
   // waits for in-flight ones; past the grace period their connections are cut.
   const forceClose = setTimeout(() => {
@@ -50,13 +58,12 @@ async function closeServer (app: App, closeDependencies: () => Promise<void>, gr
     await app.close()
   } finally {
     clearTimeout(forceClose)
-    await closeDependencies()
   }
 }
 
 /** `data-api serve`: start, then shut down gracefully on SIGTERM/SIGINT. */
-export async function serve (config: Config, logger: Logger): Promise<void> {
-  const server = await startServer(config, logger)
+export async function serve (config: Config, logger: Logger, options: { worker?: boolean } = {}): Promise<void> {
+  const server = await startServer(config, logger, options)
   logger.info({ url: server.url, docs: `${server.url}/docs` }, 'data-api listening')
   exitOnSignal(server.close, logger, config.SHUTDOWN_GRACE_MS)
 }
@@ -105,4 +112,23 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
       if (process.ppid !== npmPid) shutDown({ reason: 'npm (the parent process) exited' }, 0, { mayForce: false })
     }, 250).unref()
   }
+}
+
+/** `data-api worker`: the job worker alone, on DATABASE_URL or the embedded database. */
+export async function work (config: Config, logger: Logger): Promise<void> {
+  const stack = new AsyncDisposableStack()
+  try {
+    const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 1 })
+    stack.defer(async () => { await database.close() })
+    await migrate(database.sql)
+    const mailer = createConfiguredMailer(config, logger)
+    stack.defer(() => { mailer.close() })
+    const jobs = await startJobQueue(database.url, config, logger)
+    stack.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
+    await startWorker(config, { sql: database.sql, jobs, mailer, logger })
+  } catch (error) {
+    await stack.disposeAsync()
+    throw error
+  }
+  exitOnSignal(async () => { await stack.disposeAsync() }, logger, config.SHUTDOWN_GRACE_MS)
 }

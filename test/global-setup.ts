@@ -9,6 +9,8 @@ import { ensureDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createSql } from '../src/db/pool.ts'
+import { loadConfig } from '../src/config.ts'
+import { startJobQueue } from '../src/jobs/queue.ts'
 import { TEMPLATE_DATABASE } from './helpers/database.ts'
 
 let embedded: EmbeddedPostgres | undefined
@@ -26,9 +28,13 @@ export async function globalSetup (): Promise<void> {
   const admin = createSql(serverUrl, { max: 1 })
   await admin.unsafe(`drop database if exists ${TEMPLATE_DATABASE}`)
   await admin.end()
-  const sql = createSql(await ensureDatabase(serverUrl, TEMPLATE_DATABASE), { max: 1 })
+  const templateUrl = await ensureDatabase(serverUrl, TEMPLATE_DATABASE)
+  const sql = createSql(templateUrl, { max: 1 })
   await migrate(sql)
   await sql.end()
+  // pg-boss installs its schema on first start; doing it once here saves every test database that.
+  const jobs = await startJobQueue(templateUrl, loadConfig({}), pino({ level: 'warn' }))
+  await jobs.stop(1000)
 }
 
 export async function globalTeardown (): Promise<void> {

@@ -20,7 +20,7 @@ describe('/readyz', () => {
     after(async () => { await server.stop() })
     const sql = createSql(server.url, { max: 2 })
     after(async () => { await sql.end({ timeout: 1 }) })
-    const { app } = await buildTestApp({ after }, { READY_TIMEOUT_MS: '500' }, { sql })
+    const { app } = await buildTestApp({ after }, { READY_TIMEOUT_MS: '500' }, { sql, databaseUrl: server.url })
 
     const up = await app.inject({ url: '/readyz' })
     assert.equal(up.statusCode, 200)

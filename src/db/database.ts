@@ -10,6 +10,8 @@ const EMBEDDED_DATABASE = 'data_api'
 
 export interface Database extends AsyncDisposable {
   readonly sql: Sql
+  /** The connection URL (for components that keep a pool of their own, like the job queue). */
+  readonly url: string
   /** True when we started the server ourselves (and may seed demo data into it). */
   readonly isEmbedded: boolean
   /** Closes the pool, then stops the embedded server if there is one. */
@@ -31,7 +33,7 @@ export async function openDatabase (config: Config, log: Logger, poolOptions: { 
     await sql.end({ timeout: 5 })
     await embedded?.stop()
   }
-  return { sql, isEmbedded: embedded !== undefined, close, [Symbol.asyncDispose]: close }
+  return { sql, url, isEmbedded: embedded !== undefined, close, [Symbol.asyncDispose]: close }
 }
 
 /** Creates `name` on the server behind `serverUrl` if missing; returns a URL for it. */

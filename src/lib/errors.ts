@@ -10,6 +10,7 @@ export const PROBLEM_TYPES = {
   'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
   'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
   'conflict': { status: 409, title: 'Conflict', description: 'The resource already exists or changed under you.' },
+  'idempotency-key-reused': { status: 422, title: 'Idempotency key reused', description: 'The Idempotency-Key was first used with a different request; use a new key for a new request.' },
   'payload-too-large': { status: 413, title: 'Payload too large', description: 'The body is larger than this route accepts.' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', description: 'The body\'s Content-Type is not one this route accepts.' },
   'rate-limited': { status: 429, title: 'Too many requests', description: 'Slow down; `Retry-After` says when to try again.' },

@@ -4,21 +4,27 @@ import { buildApp, type App } from '../../src/app.ts'
 import { createComputePools, type ComputePools } from '../../src/compute/pools.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
 import type { Sql } from '../../src/db/pool.ts'
+import { startJobQueue, type JobQueue } from '../../src/jobs/queue.ts'
 import { createTestDatabase, type Cleanup } from './database.ts'
 
-export interface TestApp { app: App, sql: Sql, config: Config, compute: ComputePools }
+export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue }
 
-export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, ready?: boolean } = {}): Promise<TestApp> {
+export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean } = {}): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
-  const sql = options.sql ?? (await createTestDatabase(t)).sql
+  const database = options.sql === undefined ? await createTestDatabase(t) : undefined
+  const sql = options.sql ?? database!.sql
+  const logger = pino({ level: config.LOG_LEVEL })
   const compute = createComputePools(config)
-  const app = await buildApp(config, { sql, compute, logger: pino({ level: config.LOG_LEVEL }) })
+  const databaseUrl = database?.url ?? options.databaseUrl!
+  const jobs = await startJobQueue(databaseUrl, config, logger)
+  const app = await buildApp(config, { sql, compute, jobs, logger })
   t.after(async () => {
     await app.close()
+    await jobs.stop(1000)
     await compute.close()
   })
   if (options.ready !== false) await app.ready()
-  return { app, sql, config, compute }
+  return { app, sql, databaseUrl, config, compute, jobs }
 }
 
 /** Listens on a free loopback port; returns the base URL. For tests that need real sockets. */

@@ -1,0 +1,109 @@
+// The durable job queue: pg-boss on the same PostgreSQL. A job is enqueued inside the transaction
+// of the row it belongs to (a rollback enqueues nothing; a commit always has its job), retried with
+// exponential backoff, and a job whose worker died is expired after JOB_EXPIRE_SECONDS and retried
+// by another worker — unlike graphile-worker, which keeps such a job locked for up to 4 hours.
+//
+// pg-boss keeps a small pg pool of its own (it needs LISTEN/NOTIFY and its own transactions);
+// enqueueing goes through our postgres.js transaction via pg-boss's `db` option.
+import { PgBoss, type Job } from 'pg-boss'
+import type { TransactionSql } from 'postgres'
+import type { Logger } from 'pino'
+import type { Config } from '../config.ts'
+
+/** Every task: its name and the payload it carries. */
+export interface TaskPayloads {
+  send_welcome_email: { user_id: number }
+}
+export type TaskName = keyof TaskPayloads
+export const TASK_NAMES: readonly TaskName[] = ['send_welcome_email']
+
+export type TaskHandler<N extends TaskName> = (job: Job<TaskPayloads[N]>) => Promise<void>
+export type TaskHandlers = { [N in TaskName]: TaskHandler<N> }
+
+export interface JobCounts { queued: number, active: number, failed: number }
+
+export interface JobQueue {
+  /** Enqueues within `tx`: the job exists only if the transaction commits. */
+  enqueue: <N extends TaskName>(tx: TransactionSql, name: N, payload: TaskPayloads[N]) => Promise<string>
+  /** Starts working on every task with up to `concurrency` jobs at once per task. */
+  work: (handlers: TaskHandlers, concurrency: number) => Promise<void>
+  /** Queued, running and failed jobs over all tasks (for /metrics). */
+  counts: () => Promise<JobCounts>
+  /** Stops fetching; running jobs get `timeoutMs` to finish, the rest go back to the queue. */
+  stop: (timeoutMs: number) => Promise<void>
+}
+
+export type JobQueueConfig = Pick<Config, 'JOB_EXPIRE_SECONDS' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_SECONDS' | 'JOB_RETRY_DELAY_MAX_SECONDS' | 'JOB_SUPERVISE_INTERVAL_SECONDS'>
+
+export async function startJobQueue (databaseUrl: string, config: JobQueueConfig, log: Logger): Promise<JobQueue> {
+  const boss = new PgBoss({
+    connectionString: databaseUrl,
+    max: 3,
+    application_name: 'data-api-jobs',
+    superviseIntervalSeconds: config.JOB_SUPERVISE_INTERVAL_SECONDS,
+    useListenNotify: true,
+  })
+  boss.on('error', (error) => { log.error({ err: error }, 'job queue error') })
+  await boss.start()
+  for (const name of TASK_NAMES) {
+    const options = {
+      expireInSeconds: config.JOB_EXPIRE_SECONDS,
+      retryLimit: config.JOB_RETRY_LIMIT,
+      retryDelay: config.JOB_RETRY_DELAY_SECONDS,
+      retryBackoff: true,
+      notify: true,
+    }
+    if (await boss.getQueue(name) === null) await boss.createQueue(name, { ...options, retryDelayMax: config.JOB_RETRY_DELAY_MAX_SECONDS })
+    else await boss.updateQueue(name, options)
+  }
+
+  const running = new Map<string, TaskName>()
+  return {
+    enqueue: async (tx, name, payload) => {
+      const id = await boss.send(name, payload, {
+        db: { executeSql: async (text: string, values?: unknown[]) => ({ rows: await tx.unsafe(text, values as never[]) }) },
+      })
+      if (id === null) throw new Error(`job ${name} was not created`)
+      return id
+    },
+    work: async (handlers, concurrency) => {
+      for (const name of TASK_NAMES) {
+        const handler = handlers[name]
+        // NOTIFY wakes workers for new jobs at once; a retry that comes due after its backoff sends no
+        // NOTIFY, so polling every 2 s (not pg-boss's 30 s default) is the backstop that picks it up.
+        await boss.work<TaskPayloads[typeof name]>(name, { localConcurrency: concurrency, batchSize: 1, notifyPollingIntervalSeconds: 2 }, async ([job]) => {
+          if (job === undefined) return
+          running.set(job.id, name)
+          const attemptLog = log.child({ job_id: job.id, task: name, attempt: job.retryCount + 1 })
+          attemptLog.info('job started')
+          try {
+            await handler(job)
+            attemptLog.info('job done')
+          } catch (error) {
+            attemptLog.warn({ err: error }, 'job attempt failed; the queue retries it with backoff')
+            throw error
+          } finally {
+            running.delete(job.id)
+          }
+        })
+      }
+    },
+    counts: async () => {
+      const queues = await Promise.all(TASK_NAMES.map(async (name) => await boss.getQueue(name)))
+      return queues.reduce<JobCounts>((sum, queue) => ({
+        queued: sum.queued + (queue?.queuedCount ?? 0),
+        active: sum.active + (queue?.activeCount ?? 0),
+        failed: sum.failed + (queue?.failedCount ?? 0),
+      }), { queued: 0, active: 0, failed: 0 })
+    },
+    stop: async (timeoutMs) => {
+      await boss.stop({ graceful: true, timeout: timeoutMs, close: false })
+      // Jobs still running past the grace period go back to the queue now (as a failed attempt,
+      // retried by another worker) instead of waiting for their expiry.
+      for (const [id, name] of running) {
+        await boss.fail(name, id, { reason: 'worker shut down before the job finished' }).catch((error: unknown) => { log.warn({ err: error, job_id: id }, 'could not release job') })
+      }
+      await boss.stop({ graceful: false, close: true })
+    },
+  }
+}
