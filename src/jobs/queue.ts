@@ -40,7 +40,10 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
     connectionString: databaseUrl,
     max: 3,
     application_name: 'data-api-jobs',
+    // Expiry runs in the per-queue monitor pass, which is throttled by monitorIntervalSeconds
+    // (60 s by default) as well as by the supervisor timer: both set, or a dead worker's job waits.
     superviseIntervalSeconds: config.JOB_SUPERVISE_INTERVAL_SECONDS,
+    monitorIntervalSeconds: config.JOB_SUPERVISE_INTERVAL_SECONDS,
     useListenNotify: true,
   })
   boss.on('error', (error) => { log.error({ err: error }, 'job queue error') })
