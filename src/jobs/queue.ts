@@ -5,7 +5,7 @@
 //
 // pg-boss keeps a small pg pool of its own (it needs LISTEN/NOTIFY and its own transactions);
 // enqueueing goes through our postgres.js transaction via pg-boss's `db` option.
-import { PgBoss, type Job } from 'pg-boss'
+import { PgBoss, type Job, type JobResult } from 'pg-boss'
 import type { TransactionSql } from 'postgres'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
@@ -72,23 +72,28 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
     work: async (handlers, concurrency) => {
       for (const name of TASK_NAMES) {
         const handler = handlers[name]
-        // NOTIFY wakes workers for new jobs at once; a retry that comes due after its backoff sends no
-        // NOTIFY, so polling every 2 s (not pg-boss's 30 s default) is the backstop that picks it up.
-        await boss.work<TaskPayloads[typeof name]>(name, { localConcurrency: concurrency, batchSize: 1, notifyPollingIntervalSeconds: 2 }, async ([job]) => {
-          if (job === undefined) return
+        const runOne = async (job: Job<TaskPayloads[TaskName]>): Promise<JobResult> => {
           running.set(job.id, name)
           const attemptLog = log.child({ job_id: job.id, task: name, attempt: job.retryCount + 1 })
           attemptLog.info('job started')
           try {
             await handler(job)
             attemptLog.info('job done')
+            return { id: job.id, status: 'completed' }
           } catch (error) {
             attemptLog.warn({ err: error }, 'job attempt failed; the queue retries it with backoff')
-            throw error
+            return { id: job.id, status: 'failed', output: { message: (error as Error).message } }
           } finally {
             running.delete(job.id)
           }
-        })
+        }
+        // Jobs come in batches of `concurrency`, run at once, each settled on its own. A full batch
+        // fetches the next at once (burst); otherwise NOTIFY wakes the worker for new jobs, and a
+        // retry that comes due after its backoff (no NOTIFY) is found by polling every 2 s rather
+        // than pg-boss's 30 s default.
+        await boss.work<TaskPayloads[TaskName]>(name, {
+          batchSize: concurrency, perJobResults: true, burstWhenBatchFull: true, notifyPollingIntervalSeconds: 2,
+        }, async (jobs) => await Promise.all(jobs.map(runOne)))
       }
     },
     counts: async () => {

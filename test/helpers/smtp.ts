@@ -23,6 +23,7 @@ export async function startFakeSmtp (): Promise<FakeSmtp> {
   let port = 0
   let server: SMTPServer | undefined
   const closedSessions = new Set<string>()
+  const holds = new Map<string, NodeJS.Timeout>()
   const fake: FakeSmtp = {
     url: '',
     received: [],
@@ -34,17 +35,20 @@ export async function startFakeSmtp (): Promise<FakeSmtp> {
         disabledCommands: ['STARTTLS'],
         logger: false,
         // A client that vanishes while its message is held (a killed worker) has delivered nothing.
-        onClose (session) { closedSessions.add(session.id) },
+        onClose (session) {
+          closedSessions.add(session.id)
+          clearTimeout(holds.get(session.id))
+        },
         onData (stream, session, callback) {
           fake.dataStarted++
           const chunks: Buffer[] = []
           stream.on('data', (chunk: Buffer) => chunks.push(chunk))
           stream.on('end', () => {
-            setTimeout(() => {
+            holds.set(session.id, setTimeout(() => {
               if (closedSessions.has(session.id)) return
               fake.received.push({ to: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw: Buffer.concat(chunks).toString() })
               callback()
-            }, fake.holdMs)
+            }, fake.holdMs))
           })
         },
       })
