@@ -7,7 +7,7 @@ import { openDatabase, type Database } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
 import { seedDemo } from './db/seed.ts'
 import { createComputePools } from './compute/pools.ts'
-import { startJobQueue } from './jobs/queue.ts'
+import { startJobQueue, type JobQueue } from './jobs/queue.ts'
 import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
 
 export interface RunningServer {
@@ -33,11 +33,7 @@ export async function startServer (config: Config, logger: Logger, { worker = tr
   if (applied.length > 0) logger.info({ applied }, 'migrations applied')
   if (database.isEmbedded && config.SEED_DEMO && await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
 
-  const mailer = createConfiguredMailer(config, logger)
-  resources.defer(() => { mailer.close() })
-  const jobs = await startJobQueue(database.url, config, logger)
-  resources.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
-  if (worker) await startWorker(config, { sql: database.sql, jobs, mailer, logger })
+  const jobs = await startJobs(resources, config, logger, database, { worker })
 
   const app = await buildApp(config, { sql: database.sql, compute, jobs, logger })
   resources.defer(async () => { await closeApp(app, config.SHUTDOWN_GRACE_MS, logger) })
@@ -116,19 +112,22 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
 
 /** `data-api worker`: the job worker alone, on DATABASE_URL or the embedded database. */
 export async function work (config: Config, logger: Logger): Promise<void> {
-  const stack = new AsyncDisposableStack()
-  try {
-    const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 1 })
-    stack.defer(async () => { await database.close() })
-    await migrate(database.sql)
-    const mailer = createConfiguredMailer(config, logger)
-    stack.defer(() => { mailer.close() })
-    const jobs = await startJobQueue(database.url, config, logger)
-    stack.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
-    await startWorker(config, { sql: database.sql, jobs, mailer, logger })
-  } catch (error) {
-    await stack.disposeAsync()
-    throw error
-  }
-  exitOnSignal(async () => { await stack.disposeAsync() }, logger, config.SHUTDOWN_GRACE_MS)
+  await using resources = new AsyncDisposableStack()
+  const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 1 })
+  resources.defer(async () => { await database.close() })
+  await migrate(database.sql)
+  await startJobs(resources, config, logger, database, { worker: true })
+  const owned = resources.move()
+  exitOnSignal(async () => { await owned.disposeAsync() }, logger, config.SHUTDOWN_GRACE_MS)
+}
+
+/** The job queue (enqueueing) and optionally a worker on it, their closing registered on `resources`. */
+async function startJobs (resources: AsyncDisposableStack, config: Config, logger: Logger, database: Database, { worker }: { worker: boolean }): Promise<JobQueue> {
+  const mailer = createConfiguredMailer(config, logger)
+  resources.defer(() => { mailer.close() })
+  const jobs = await startJobQueue(database.url, config, logger)
+  // Deferred after the mailer, so it runs before it: running jobs finish before the mailer closes.
+  resources.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
+  if (worker) await startWorker(config, { sql: database.sql, jobs, mailer, logger })
+  return jobs
 }
