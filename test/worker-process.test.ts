@@ -2,11 +2,10 @@
 // send loses nothing (its job expires and another worker delivers it), and two workers deliver each
 // of 200 emails exactly once.
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import readline from 'node:readline'
 import { after, describe, it } from 'node:test'
 import { buildTestApp } from './helpers/app.ts'
 import { delay } from './helpers/http.ts'
+import { startCli, type CliProcess } from './helpers/process.ts'
 import { startFakeSmtp } from './helpers/smtp.ts'
 
 const smtp = await startFakeSmtp()
@@ -14,38 +13,27 @@ after(async () => { await smtp.close() })
 // The same job settings as the workers: a queue's settings are read when a job is sent.
 const { app, databaseUrl } = await buildTestApp({ after }, { JOB_EXPIRE_SECONDS: '3', JOB_SUPERVISE_INTERVAL_SECONDS: '1' })
 
-interface WorkerProcess { child: ChildProcess, jobsDone: number, exited: Promise<number | null> }
-const workers = new Set<WorkerProcess>()
+const workers = new Set<CliProcess>()
 after(async () => {
   for (const worker of workers) worker.child.kill('SIGKILL')
   await Promise.all([...workers].map(async (worker) => await worker.exited))
 })
 
-async function startWorkerProcess (): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['bin/data-api.js', 'worker'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      SMTP_URL: smtp.url,
-      LOG_LEVEL: 'info',
-      WORKER_CONCURRENCY: '4',
-      JOB_EXPIRE_SECONDS: '3',
-      JOB_SUPERVISE_INTERVAL_SECONDS: '1',
-      SHUTDOWN_GRACE_MS: '2000',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const worker: WorkerProcess = { child, jobsDone: 0, exited: new Promise((resolve) => child.once('exit', resolve)) }
+async function startWorkerProcess (): Promise<CliProcess> {
+  const worker = await startCli(['worker'], {
+    DATABASE_URL: databaseUrl,
+    SMTP_URL: smtp.url,
+    WORKER_CONCURRENCY: '4',
+    JOB_EXPIRE_SECONDS: '3',
+    JOB_SUPERVISE_INTERVAL_SECONDS: '1',
+    SHUTDOWN_GRACE_MS: '2000',
+  }, 'worker started')
   workers.add(worker)
-  await new Promise<void>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string }
-      if (entry.msg === 'worker started') resolve()
-      if (entry.msg === 'job done') worker.jobsDone++
-    })
-    void worker.exited.then((code) => { reject(new Error(`worker exited with ${code} before starting`)) })
-  })
   return worker
+}
+
+function jobsDone (worker: CliProcess): number {
+  return worker.logs.filter((entry) => entry.msg === 'job done').length
 }
 
 async function register (email: string): Promise<void> {
@@ -86,6 +74,6 @@ describe('data-api worker processes', () => {
     await delay(1000)
     const delivered = smtp.received.flatMap((mail) => mail.to).sort()
     assert.deepEqual(delivered, [...addresses].sort(), 'each address once, none twice')
-    assert.ok(first.jobsDone > 0 && second.jobsDone > 0, `both workers took part (${first.jobsDone} and ${second.jobsDone})`)
+    assert.ok(jobsDone(first) > 0 && jobsDone(second) > 0, `both workers took part (${jobsDone(first)} and ${jobsDone(second)})`)
   })
 })

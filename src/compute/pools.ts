@@ -25,7 +25,7 @@ export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'C
   const blocking = new Piscina({ filename: TASKS, minThreads: 1, maxThreads: config.BLOCKING_THREADS, idleTimeout: 30_000 })
   const cpu = new Piscina({ filename: TASKS, minThreads: 1, maxThreads: config.COMPUTE_THREADS, idleTimeout: 30_000 })
   let cpuInFlight = 0
-  const statsOf = (pool: Piscina): PoolStats => ({ threads: pool.threads.length, queued: pool.queueSize, completed: pool.completed })
+  const statsOf = (pool: Piscina, queued: number): PoolStats => ({ threads: pool.threads.length, queued, completed: pool.completed })
   return {
     blockingSleep: async (ms, signal) => { await blocking.run({ ms }, { name: 'blockingSleep', signal }) },
     countPrimes: async (n, signal) => {
@@ -41,7 +41,8 @@ export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'C
         cpuInFlight--
       }
     },
-    stats: () => ({ blocking: statsOf(blocking), cpu: statsOf(cpu) }),
+    // piscina's queueSize misses tasks it handed to busy threads (see above); the in-flight count doesn't.
+    stats: () => ({ blocking: statsOf(blocking, blocking.queueSize), cpu: statsOf(cpu, Math.max(0, cpuInFlight - config.COMPUTE_THREADS)) }),
     close: async () => { await Promise.all([blocking.close({ force: true }), cpu.close({ force: true })]) },
   }
 }

@@ -10,6 +10,7 @@
 // query is cancelled on the server (cancellable), a timer is cleared (sleep), a fetch is aborted.
 import { setTimeout as delay } from 'node:timers/promises'
 import type { PendingQuery, Row } from 'postgres'
+import { asProblem, Problem } from './errors.ts'
 import type { ServerTiming } from './server-timing.ts'
 
 export type Branch<T> = (signal: AbortSignal) => Promise<T>
@@ -120,10 +121,12 @@ async function run<T> (work: Branch<T>, signal: AbortSignal): Promise<T> {
 
 /** A short, safe reason for a failed part: never an internal message. */
 export function describeFailure (error: unknown): string {
-  const { name, code } = (error ?? {}) as { name?: string, code?: string }
-  if (name === 'TimeoutError') return 'timeout'
+  const name = (error as { name?: string } | undefined)?.name
   if (name === 'AbortError') return 'cancelled'
-  if (name === 'Problem') return (error as Error).message
-  if (code !== undefined && /^(E[A-Z]+|CONNECT_TIMEOUT|CONNECTION_\w+|57P0\d|08\w{3})$/.test(code)) return 'database unavailable'
+  // The error catalogue already knows which errors mean "timeout" or "database down".
+  const problem = asProblem(error)
+  if (problem?.code === 'timeout') return 'timeout'
+  if (problem?.code === 'database-unavailable') return 'database unavailable'
+  if (error instanceof Problem) return error.message
   return 'failed'
 }

@@ -1,5 +1,7 @@
 // Collects per-branch durations for the Server-Timing response header (W3C Server Timing), so a
 // client can see that a gathered response took as long as its slowest branch, not the sum.
+import type { FastifyReply } from 'fastify'
+
 export class ServerTiming {
   readonly #entries: Array<{ name: string, durationMs: number }> = []
 
@@ -19,5 +21,15 @@ export class ServerTiming {
 
   toString (): string {
     return this.#entries.map(({ name, durationMs }) => `${name};dur=${durationMs.toFixed(1)}`).join(', ')
+  }
+}
+
+/** Runs a handler with a fresh ServerTiming and sends its header, whether the handler succeeds or fails. */
+export async function withServerTiming<T> (reply: FastifyReply, handler: (timing: ServerTiming) => Promise<T>): Promise<T> {
+  const timing = new ServerTiming()
+  try {
+    return await handler(timing)
+  } finally {
+    reply.header('server-timing', timing.toString())
   }
 }

@@ -1,17 +1,21 @@
-// Runs the real CLI (`bin/data-api.js serve`) as a child process, the way a user starts it.
+// Runs the real CLI (`bin/data-api.js <command>`) as a child process, the way a user starts it,
+// and collects its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process'
 import readline from 'node:readline'
 
-export interface ServeProcess {
+export interface CliProcess {
   child: ChildProcess
-  url: string
+  /** Every log line so far (it keeps filling while the process runs). */
   logs: Array<Record<string, unknown>>
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>
 }
 
-export async function startServe (env: Record<string, string>, { timeoutMs = 30_000 } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, ['bin/data-api.js', 'serve'], {
+export interface ServeProcess extends CliProcess { url: string }
+
+/** Starts `data-api <command>` and resolves once it logs `readyMessage`; rejects if it exits first. */
+export async function startCli (command: string[], env: Record<string, string>, readyMessage: string, { timeoutMs = 30_000 } = {}): Promise<CliProcess & { ready: Record<string, unknown> }> {
+  const child = spawn(process.execPath, ['bin/data-api.js', ...command], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -19,22 +23,27 @@ export async function startServe (env: Record<string, string>, { timeoutMs = 30_
   const logs: Array<Record<string, unknown>> = []
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`serve did not start within ${timeoutMs} ms`)) }, timeoutMs)
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`data-api ${command.join(' ')} was not ready within ${timeoutMs} ms`)) }, timeoutMs)
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
       const entry = JSON.parse(line) as Record<string, unknown>
       logs.push(entry)
-      if (entry.msg === 'data-api listening') {
+      if (entry.msg === readyMessage) {
         clearTimeout(timer)
-        resolve(entry.url as string)
+        resolve(entry)
       }
     })
     void exited.then((code) => {
       clearTimeout(timer)
-      reject(new Error(`serve exited with ${code} before listening: ${stderr}${logs.map((entry) => String(entry.msg)).join(' | ')}`))
+      reject(new Error(`data-api ${command.join(' ')} exited with ${code} before it was ready: ${stderr}${logs.map((entry) => String(entry.msg)).join(' | ')}`))
     })
   })
-  return { child, url, logs, exited }
+  return { child, logs, exited, ready }
+}
+
+export async function startServe (env: Record<string, string>): Promise<ServeProcess> {
+  const { ready, ...serve } = await startCli(['serve'], env, 'data-api listening')
+  return { ...serve, url: ready.url as string }
 }
 
 /** Runs `data-api serve` expecting it to fail; returns its exit code and output. */

@@ -11,7 +11,7 @@ import { gather } from '../../lib/concurrency.ts'
 import { Problem } from '../../lib/errors.ts'
 import { abortOnDisconnect } from '../../lib/request-signal.ts'
 import { problemResponses } from '../../lib/schemas.ts'
-import { ServerTiming } from '../../lib/server-timing.ts'
+import { withServerTiming } from '../../lib/server-timing.ts'
 import { createUsersRepository, type UsersRepository } from '../users/repository.ts'
 import { Order, OrderStats, User, UserIdDefault1, type UserRow } from '../users/schemas.ts'
 
@@ -32,6 +32,18 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     return user
   }
 
+  /** The lesson's fetch_user() and fetch_orders(), each with `delayMs` of database-side latency. */
+  const slowFetches = (repository: UsersRepository, userId: number, delayMs: number) => ({
+    user: async (signal: AbortSignal) => {
+      await repository.pause(delayMs, signal)
+      return await requireUser(userId, signal, repository)
+    },
+    orders: async (signal: AbortSignal) => {
+      await repository.pause(delayMs, signal)
+      return await repository.recentOrders(userId, RECENT_ORDERS, signal)
+    },
+  })
+
   app.get('/dashboard', {
     schema: {
       tags: ['lesson'],
@@ -50,21 +62,16 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
         ...problemResponses(400, 404, 503),
       },
     },
-  }, async (request, reply) => {
+  }, async (request, reply) => await withServerTiming(reply, async (timing) => {
     const userId = request.query.user_id
-    const timing = new ServerTiming()
-    try {
-      const { values, errors } = await gather({
-        user: async (signal) => await requireUser(userId, signal),
-        orders: async (signal) => await users.recentOrders(userId, RECENT_ORDERS, signal),
-        stats: async (signal) => await users.orderStats(userId, signal),
-      }, { signal: abortOnDisconnect(reply), timeoutMs: partTimeoutMs, optional: ['orders', 'stats'], timing })
-      for (const { part, error } of errors) request.log.warn({ part, err: error }, 'dashboard part failed')
-      return { ...values, ...(errors.length > 0 && { errors: errors.map(({ part, reason }) => ({ part, reason })) }) }
-    } finally {
-      reply.header('server-timing', timing.toString())
-    }
-  })
+    const { values, errors } = await gather({
+      user: async (signal) => await requireUser(userId, signal),
+      orders: async (signal) => await users.recentOrders(userId, RECENT_ORDERS, signal),
+      stats: async (signal) => await users.orderStats(userId, signal),
+    }, { signal: abortOnDisconnect(reply), timeoutMs: partTimeoutMs, optional: ['orders', 'stats'], timing })
+    for (const { part, error } of errors) request.log.warn({ part, err: error }, 'dashboard part failed')
+    return { ...values, ...(errors.length > 0 && { errors: errors.map(({ part, reason }) => ({ part, reason })) }) }
+  }))
 
   app.get('/slow', {
     schema: {
@@ -74,26 +81,15 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       querystring: DelayQuery,
       response: { 200: UserAndOrders, ...problemResponses(400, 404, 503) },
     },
-  }, async (request, reply) => {
+  }, async (request, reply) => await withServerTiming(reply, async (timing) => {
     const { user_id: userId, delay_ms: delayMs } = request.query
     const signal = abortOnDisconnect(reply)
-    const timing = new ServerTiming()
-    try {
-      await using connection = await reserveConnection(sql)
-      const repository = createUsersRepository(connection)
-      const user = await timing.measure('user', async () => {
-        await repository.pause(delayMs, signal)
-        return await requireUser(userId, signal, repository)
-      })
-      const orders = await timing.measure('orders', async () => {
-        await repository.pause(delayMs, signal)
-        return await repository.recentOrders(userId, RECENT_ORDERS, signal)
-      })
-      return { user, orders }
-    } finally {
-      reply.header('server-timing', timing.toString())
-    }
-  })
+    await using connection = await reserveConnection(sql)
+    const fetches = slowFetches(createUsersRepository(connection), userId, delayMs)
+    const user = await timing.measure('user', async () => await fetches.user(signal))
+    const orders = await timing.measure('orders', async () => await fetches.orders(signal))
+    return { user, orders }
+  }))
 
   app.get('/fast', {
     schema: {
@@ -103,23 +99,9 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       querystring: DelayQuery,
       response: { 200: UserAndOrders, ...problemResponses(400, 404, 503) },
     },
-  }, async (request, reply) => {
+  }, async (request, reply) => await withServerTiming(reply, async (timing) => {
     const { user_id: userId, delay_ms: delayMs } = request.query
-    const timing = new ServerTiming()
-    try {
-      const { values } = await gather({
-        user: async (signal) => {
-          await users.pause(delayMs, signal)
-          return await requireUser(userId, signal)
-        },
-        orders: async (signal) => {
-          await users.pause(delayMs, signal)
-          return await users.recentOrders(userId, RECENT_ORDERS, signal)
-        },
-      }, { signal: abortOnDisconnect(reply), timing })
-      return values
-    } finally {
-      reply.header('server-timing', timing.toString())
-    }
-  })
+    const { values } = await gather(slowFetches(users, userId, delayMs), { signal: abortOnDisconnect(reply), timing })
+    return values
+  }))
 }
