@@ -2,12 +2,14 @@
 // listening. server.ts listens on it; tests build the same app and inject requests or listen on
 // port 0. Registration is explicit so the order (error handling, docs, then routes) is visible.
 import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import type { JobQueue } from './jobs/queue.ts'
+import type { Upstreams } from './upstream/upstreams.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
@@ -15,6 +17,8 @@ import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
 import { registerRoutes } from './routes/register/routes.ts'
+import { sampleRoutes } from './routes/samples/routes.ts'
+import { upstreamRoutes } from './routes/upstream/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
 import { userRoutes } from './routes/users/routes.ts'
 import { waitRoutes } from './routes/waits/routes.ts'
@@ -23,6 +27,7 @@ export interface AppDeps {
   sql: Sql
   compute: ComputePools
   jobs: JobQueue
+  upstreams: Upstreams
   logger: FastifyBaseLogger
 }
 
@@ -71,5 +76,11 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS })
   await app.register(waitRoutes, { compute: deps.compute })
   await app.register(registerRoutes, { sql: deps.sql, jobs: deps.jobs })
+  await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.UPSTREAM_TIMEOUT_MS, dataTimeoutMs: config.DATA_TIMEOUT_MS })
+  if (config.UPSTREAM_URLS === undefined && config.SAMPLE_UPSTREAMS) {
+    await app.register(sampleRoutes)
+    // The samples are called over real HTTP, so their origin is wherever this server listens.
+    app.addHook('onListen', async () => { deps.upstreams.bindSelf(app.server.address() as AddressInfo) })
+  }
   return app
 }

@@ -28,6 +28,16 @@ export const ConfigSchema = Type.Object({
   JOB_RETRY_DELAY_SECONDS: Type.Integer({ minimum: 1, maximum: 3_600, default: 2, description: 'First retry delay; it doubles with each attempt (exponential backoff, with jitter).' }),
   JOB_RETRY_DELAY_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 600, description: 'Longest delay between two retries.' }),
   JOB_SUPERVISE_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 3_600, default: 10, description: 'How often the queue looks for expired jobs to retry.' }),
+  UPSTREAM_URLS: Type.Optional(Type.String({ pattern: '^\\s*https?://[^,\\s]+(\\s*,\\s*https?://[^,\\s]+)*\\s*$', description: 'Comma-separated upstream JSON endpoints: `/external`, `/data` and `/data-timeout` call the first, `/multiple` the first three. Unset: the sample endpoints under `/_sample/` (see SAMPLE_UPSTREAMS).' })),
+  SAMPLE_UPSTREAMS: Type.Boolean({ default: true, description: 'When UPSTREAM_URLS is unset, serve three demo upstreams under `/_sample/` and call those. `false`: no upstream, the upstream routes answer 503.' }),
+  UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 10_000, description: 'Overall deadline of an upstream call from `/external`, `/data` and `/multiple`; past it the call is aborted and the answer is 504.' }),
+  DATA_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 5_000, description: 'Deadline of `/data-timeout` (the lesson\'s `asyncio.wait_for(..., timeout=5.0)`).' }),
+  UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 2_000, description: 'Time to open a TCP (and TLS) connection to an upstream.' }),
+  UPSTREAM_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 10_000, description: 'Time an upstream may take to send its response headers.' }),
+  UPSTREAM_BODY_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 10_000, description: 'Longest pause between two chunks of an upstream response body.' }),
+  UPSTREAM_MAX_BYTES: Type.Integer({ minimum: 1, maximum: 1_073_741_824, default: 10_485_760, description: 'Largest upstream response body accepted (bytes); a larger one is cut off and answered 502.' }),
+  UPSTREAM_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'Keep-alive connections per upstream origin.' }),
+  SSRF_ALLOWLIST: Type.Optional(Type.String({ description: 'Comma-separated CIDR ranges, addresses or host names that user-supplied URLs (data set imports) may reach although they are loopback or private, e.g. `10.1.0.0/16,files.internal`.' })),
   READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database does not answer within this time.' }),
 })
 

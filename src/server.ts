@@ -9,6 +9,7 @@ import { seedDemo } from './db/seed.ts'
 import { createComputePools } from './compute/pools.ts'
 import { startJobQueue, type JobQueue } from './jobs/queue.ts'
 import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
+import { createUpstreams } from './upstream/upstreams.ts'
 
 export interface RunningServer {
   readonly app: App
@@ -35,7 +36,10 @@ export async function startServer (config: Config, logger: Logger, { worker = tr
 
   const jobs = await startJobs(resources, config, logger, database, { worker })
 
-  const app = await buildApp(config, { sql: database.sql, compute, jobs, logger })
+  const upstreams = createUpstreams(config)
+  resources.defer(async () => { await upstreams.close() })
+
+  const app = await buildApp(config, { sql: database.sql, compute, jobs, upstreams, logger })
   resources.defer(async () => { await closeApp(app, config.SHUTDOWN_GRACE_MS, logger) })
   const url = await app.listen({ port: config.PORT, host: config.HOST })
 

@@ -26,6 +26,8 @@ describe('configuration', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /must be one of fatal, error, warn, info, debug, trace, silent/],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', /must match pattern/],
     [{ SHUTDOWN_GRACE_MS: '-1' }, 'SHUTDOWN_GRACE_MS', /must be >= 0/],
+    [{ UPSTREAM_URLS: 'http://a.example/x,ftp://b.example/y' }, 'UPSTREAM_URLS', /must match pattern/],
+    [{ SAMPLE_UPSTREAMS: 'maybe' }, 'SAMPLE_UPSTREAMS', /must be true or false/],
   ]
   for (const [env, variable, message] of bad) {
     it(`refuses ${JSON.stringify(env)} naming ${variable}`, () => {

@@ -7,6 +7,7 @@ import Type, { type Static } from 'typebox'
 export const PROBLEM_TYPES = {
   'bad-request': { status: 400, title: 'Bad request', description: 'The request could not be read, for example malformed JSON.' },
   'validation-error': { status: 400, title: 'Request did not validate', description: 'A parameter or the body is missing or malformed; `errors` lists each failing field.' },
+  'url-not-allowed': { status: 400, title: 'URL not allowed', description: 'The URL is not http(s), or its host resolves to a loopback, private, link-local or otherwise internal address; `reason` says which.' },
   'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
   'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
   'conflict': { status: 409, title: 'Conflict', description: 'The resource already exists or changed under you.' },
@@ -15,6 +16,8 @@ export const PROBLEM_TYPES = {
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', description: 'The body\'s Content-Type is not one this route accepts.' },
   'rate-limited': { status: 429, title: 'Too many requests', description: 'Slow down; `Retry-After` says when to try again.' },
   'internal-error': { status: 500, title: 'Internal Server Error', description: 'Something failed on our side. Quote `request_id` when reporting it.' },
+  'bad-gateway': { status: 502, title: 'Upstream failed', description: 'An upstream service refused or reset the connection, answered with an error status, sent invalid JSON or too large a body; `upstream` names it and `reason` says what happened.' },
+  'gateway-timeout': { status: 504, title: 'Upstream timed out', description: 'An upstream service did not connect, answer or finish its body in time; `upstream` names it and `reason` says which deadline passed.' },
   'service-unavailable': { status: 503, title: 'Service unavailable', description: 'The service is overloaded, starting or stopping; retry after `Retry-After` seconds.' },
   'database-unavailable': { status: 503, title: 'Database unavailable', description: 'PostgreSQL did not answer; retry after `Retry-After` seconds.' },
   'timeout': { status: 503, title: 'Deadline exceeded', description: 'The work did not finish within its deadline and was cancelled.' },

@@ -5,6 +5,7 @@ import { createComputePools, type ComputePools } from '../../src/compute/pools.t
 import { loadConfig, type Config } from '../../src/config.ts'
 import type { Sql } from '../../src/db/pool.ts'
 import { startJobQueue, type JobQueue } from '../../src/jobs/queue.ts'
+import { createUpstreams } from '../../src/upstream/upstreams.ts'
 import { createTestDatabase, type Cleanup } from './database.ts'
 
 export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue }
@@ -17,9 +18,11 @@ export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}
   const compute = createComputePools(config)
   const databaseUrl = database?.url ?? options.databaseUrl!
   const jobs = await startJobQueue(databaseUrl, config, logger)
-  const app = await buildApp(config, { sql, compute, jobs, logger })
+  const upstreams = createUpstreams(config)
+  const app = await buildApp(config, { sql, compute, jobs, upstreams, logger })
   t.after(async () => {
     await app.close()
+    await upstreams.close()
     await jobs.stop(1000)
     await compute.close()
   })
