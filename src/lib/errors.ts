@@ -7,6 +7,7 @@ import Type, { type Static } from 'typebox'
 export const PROBLEM_TYPES = {
   'bad-request': { status: 400, title: 'Bad request', description: 'The request could not be read, for example malformed JSON.' },
   'validation-error': { status: 400, title: 'Request did not validate', description: 'A parameter or the body is missing or malformed; `errors` lists each failing field.' },
+  'invalid-data': { status: 400, title: 'Invalid data', description: 'An uploaded data set could not be read; `line` (CSV, NDJSON) or `item` (JSON array) says where. Nothing of it was kept.' },
   'url-not-allowed': { status: 400, title: 'URL not allowed', description: 'The URL is not http(s), or its host resolves to a loopback, private, link-local or otherwise internal address; `reason` says which.' },
   'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
   'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
