@@ -8,12 +8,14 @@ import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import type { JobQueue } from './jobs/queue.ts'
+import type { CatalogStore } from './stores/catalog.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
+import { productRoutes } from './routes/products/routes.ts'
 import { registerRoutes } from './routes/register/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
 import { userRoutes } from './routes/users/routes.ts'
@@ -23,6 +25,8 @@ export interface AppDeps {
   sql: Sql
   compute: ComputePools
   jobs: JobQueue
+  /** The product catalog (PostgreSQL or MongoDB), opened at start by the caller. */
+  catalog: CatalogStore
   logger: FastifyBaseLogger
 }
 
@@ -64,12 +68,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
 
   await registerOpenApi(app)
-  await app.register(healthRoutes, { sql: deps.sql, readyTimeoutMs: config.READY_TIMEOUT_MS })
+  await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })
   await app.register(problemRoutes)
   const users = createUsersRepository(deps.sql)
   await app.register(userRoutes, { users })
   await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS })
   await app.register(waitRoutes, { compute: deps.compute })
   await app.register(registerRoutes, { sql: deps.sql, jobs: deps.jobs })
+  await app.register(productRoutes, { catalog: deps.catalog })
   return app
 }
