@@ -2,7 +2,7 @@
 // listening. server.ts listens on it; tests build the same app and inject requests or listen on
 // port 0. Registration is explicit so the order (error handling, docs, then routes) is visible.
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
@@ -45,6 +45,14 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
     },
     ajv: { customOptions: { removeAdditional: false } },
+    // The router's own errors (an undecodable URL, a path parameter over 100 characters) come
+    // before any route and bypass setErrorHandler; they are bad input like any other.
+    frameworkErrors: (error, request, untypedReply) => {
+      const reply = untypedReply as FastifyReply // typed for the default route generics, which have no 400
+      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL could not be decoded.'
+      void reply.code(400).header('x-request-id', request.id).type('application/problem+json')
+        .send(problemBody(new Problem('bad-request', detail), request.id, request.url))
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addSchema(ProblemSchema)
