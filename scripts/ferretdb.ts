@@ -11,9 +11,9 @@
 // `go build` it; the result is the released v1.24.2 source, with its go.sum-pinned dependencies.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { findFreePort } from '../src/db/embedded-postgres.ts'
@@ -64,7 +64,9 @@ export async function startFerretDb ({ port, dataDir, log = (line) => { console.
       // No fixed debug/metrics port (default 127.0.0.1:8088): two instances must never clash.
       '--debug-addr=-',
       '--telemetry=disable',
-      '--log-level=warn',
+      // Info level for its "Listening on" line: proof that this process, not another, holds the port.
+      '--log-level=info',
+      '--log-format=json',
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
     // If this process dies without calling stop(), do not leave the server running.
     const killOnExit = (): void => { child.kill('SIGKILL') }
@@ -100,21 +102,21 @@ export async function ensureFerretDbBinary (log: (line: string) => void): Promis
   const started = performance.now()
   // Our own settings only: a developer's GOFLAGS or go.work must not change what gets built.
   const env = { ...process.env, GOFLAGS: '', GOWORK: 'off' }
-  const { stdout } = await run(go, ['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`], { env, cwd: os.tmpdir() })
-  const moduleDir = (JSON.parse(stdout) as { Dir: string }).Dir
-
-  const buildDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-ferretdb-src-'))
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-ferretdb-build-'))
   try {
-    await fs.cp(moduleDir, buildDir, { recursive: true })
-    await makeWritable(buildDir) // the module cache is read-only, and so is a copy of it
-    await fs.writeFile(path.join(buildDir, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`)
+    // Run from an empty directory: `go mod download` must not pick up some go.mod around it.
+    const { stdout } = await run(go, ['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`], { env, cwd: workDir })
+    const sourceDir = path.join(workDir, 'ferretdb')
+    await fs.cp((JSON.parse(stdout) as { Dir: string }).Dir, sourceDir, { recursive: true })
+    await makeWritable(sourceDir) // the module cache is read-only, and so is a copy of it
+    await fs.writeFile(path.join(sourceDir, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`)
     await fs.mkdir(path.dirname(BINARY), { recursive: true })
     // Built beside its final name and renamed: an interrupted build never leaves a broken binary.
     const partial = `${BINARY}.${process.pid}.partial`
-    await run(go, ['build', '-o', partial, './cmd/ferretdb'], { env, cwd: buildDir })
+    await run(go, ['build', '-o', partial, './cmd/ferretdb'], { env, cwd: sourceDir })
     await fs.rename(partial, BINARY)
   } finally {
-    await fs.rm(buildDir, { recursive: true, force: true })
+    await fs.rm(workDir, { recursive: true, force: true })
   }
   log(`built ${path.relative(PROJECT_ROOT, BINARY)} in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   return BINARY
@@ -150,32 +152,31 @@ async function makeWritable (dir: string): Promise<void> {
   }
 }
 
-/** Resolves when the port accepts a connection; rejects with FerretDB's own output if it exits first. */
+/** Resolves once FerretDB says it listens; rejects with its own output if it exits or times out first. */
 async function waitUntilListening (child: ChildProcess, port: number): Promise<void> {
   let output = ''
-  child.stderr?.on('data', (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4000) })
-  let exited = false
-  child.once('exit', () => { exited = true })
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (!await canConnect(port)) {
-    if (exited) throw new Error(`FerretDB exited during start-up (port ${port}):\n${output.trim()}`)
-    if (Date.now() > deadline) {
-      await stopProcess(child)
-      throw new Error(`FerretDB did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms:\n${output.trim()}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-async function canConnect (port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
+  const listening = new Promise<void>((resolve, reject) => {
+    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (line.includes('"msg":"Listening on TCP')) resolve()
+      // Warnings and errors explain a failed start; the info lines only drown them.
+      if (!/"level":"(INFO|DEBUG)"/.test(line)) output = `${output}${line}\n`.slice(-4000)
     })
-    socket.once('error', () => { resolve(false) })
+    child.once('exit', (code, signal) => {
+      reject(new Error(`FerretDB exited during start-up (code ${code ?? signal}, port ${port}):\n${output.trim()}`))
+    })
   })
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new Error(`FerretDB did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms:\n${output.trim()}`)) }, START_TIMEOUT_MS)
+  })
+  try {
+    await Promise.race([listening, timedOut])
+  } catch (error) {
+    await stopProcess(child)
+    throw error
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 async function stopProcess (child: ChildProcess): Promise<void> {
