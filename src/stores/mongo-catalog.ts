@@ -15,8 +15,9 @@ const DEFAULT_DATABASE = 'data_api'
 const COLLECTION = 'products'
 const ID_PATTERN = /^[0-9a-f]{24}$/
 const INSERT_BATCH = 1_000
-// Seeding is not on a request path: a batch may take longer than a query should, on a slow disk.
-const INSERT_BATCH_TIMEOUT_MS = 60_000
+// Seeding is not on a request path: a batch, or finding the last sample product in a large
+// collection, may take longer than a query should (FerretDB's SQLite backend scans to sort).
+const SEED_CALL_TIMEOUT_MS = 60_000
 
 interface ProductDocument {
   _id: ObjectId
@@ -97,18 +98,19 @@ export function createMongoCatalog ({ url, timeoutMs, databaseName = databaseInU
     async seedProducts ({ count, seed = 42 }) {
       const started = performance.now()
       await ensureIndexes()
+      const seedTimeoutMs = Math.max(timeoutMs, SEED_CALL_TIMEOUT_MS)
       const firstNumber = await call(undefined, async (deadline) => {
         const [last] = await products.find({ _id: { $gte: sampleId(0), $lte: sampleId(Number.MAX_SAFE_INTEGER) } }, { signal: deadline })
           .sort({ _id: -1 }).limit(1).toArray()
         return last === undefined ? 1 : sampleNumber(last._id) + 1
-      })
+      }, seedTimeoutMs)
       for (let from = 0; from < count; from += INSERT_BATCH) {
         const batch: ProductDocument[] = []
         for (let number = firstNumber + from; number < firstNumber + Math.min(count, from + INSERT_BATCH); number++) {
           batch.push({ _id: sampleId(number), ...sampleProduct(number, seed) })
         }
         // insertMany takes no AbortSignal: past the deadline we stop waiting and report the outage.
-        await call(undefined, async () => await products.insertMany(batch, { ordered: true }), Math.max(timeoutMs, INSERT_BATCH_TIMEOUT_MS))
+        await call(undefined, async () => await products.insertMany(batch, { ordered: true }), seedTimeoutMs)
       }
       return { products: count, firstNumber, ms: Math.round(performance.now() - started) }
     },
