@@ -62,11 +62,7 @@ export function createMongoCatalog ({ url, timeoutMs, databaseName = databaseInU
   }
 
   const ensureIndexes = async (): Promise<void> => {
-    await call(undefined, async (signal) => {
-      // createIndex has no AbortSignal option; the deadline still bounds how long we wait for it.
-      signal.throwIfAborted()
-      await products.createIndex({ category: 1, _id: 1 }, { name: 'category_id' })
-    })
+    await call(undefined, async (deadline) => await untilAborted(deadline, products.createIndex({ category: 1, _id: 1 }, { name: 'category_id' })))
   }
 
   return {
@@ -109,8 +105,7 @@ export function createMongoCatalog ({ url, timeoutMs, databaseName = databaseInU
         for (let number = firstNumber + from; number < firstNumber + Math.min(count, from + INSERT_BATCH); number++) {
           batch.push({ _id: sampleId(number), ...sampleProduct(number, seed) })
         }
-        // insertMany takes no AbortSignal: past the deadline we stop waiting and report the outage.
-        await call(undefined, async () => await products.insertMany(batch, { ordered: true }), seedTimeoutMs)
+        await call(undefined, async (deadline) => await untilAborted(deadline, products.insertMany(batch, { ordered: true })), seedTimeoutMs)
       }
       return { products: count, firstNumber, ms: Math.round(performance.now() - started) }
     },
@@ -118,6 +113,24 @@ export function createMongoCatalog ({ url, timeoutMs, databaseName = databaseInU
     async close () {
       await client.close()
     },
+  }
+}
+
+/**
+ * For driver calls that take no AbortSignal (createIndex, insertMany): stop waiting when the signal
+ * fires, so a stalled server cannot hang a start or a seed. The call itself is left to the driver.
+ */
+async function untilAborted<T> (signal: AbortSignal, work: Promise<T>): Promise<T> {
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([work, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort!)
   }
 }
 
