@@ -3,19 +3,21 @@
 // port 0. Registration is explicit so the order (error handling, docs, then routes) is visible.
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import type { JobQueue } from './jobs/queue.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
+import type { CatalogStore } from './stores/catalog.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
+import { productRoutes } from './routes/products/routes.ts'
 import { registerRoutes } from './routes/register/routes.ts'
 import { sampleRoutes } from './routes/samples/routes.ts'
 import { upstreamRoutes } from './routes/upstream/routes.ts'
@@ -28,6 +30,8 @@ export interface AppDeps {
   compute: ComputePools
   jobs: JobQueue
   upstreams: Upstreams
+  /** The product catalog (PostgreSQL or MongoDB), opened at start by the caller. */
+  catalog: CatalogStore
   logger: FastifyBaseLogger
 }
 
@@ -46,6 +50,14 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
     },
     ajv: { customOptions: { removeAdditional: false } },
+    // The router's own errors (an undecodable URL, a path parameter over 100 characters) come
+    // before any route and bypass setErrorHandler; they are bad input like any other.
+    frameworkErrors: (error, request, untypedReply) => {
+      const reply = untypedReply as FastifyReply // typed for the default route generics, which have no 400
+      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL could not be decoded.'
+      void reply.code(400).header('x-request-id', request.id).type('application/problem+json')
+        .send(problemBody(new Problem('bad-request', detail), request.id, request.url))
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addSchema(ProblemSchema)
@@ -69,7 +81,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
 
   await registerOpenApi(app)
-  await app.register(healthRoutes, { sql: deps.sql, readyTimeoutMs: config.READY_TIMEOUT_MS })
+  await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })
   await app.register(problemRoutes)
   const users = createUsersRepository(deps.sql)
   await app.register(userRoutes, { users })
@@ -82,5 +94,6 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     // The samples are called over real HTTP, so their origin is wherever this server listens.
     app.addHook('onListen', async () => { deps.upstreams.bindSelf(app.server.address() as AddressInfo) })
   }
+  await app.register(productRoutes, { catalog: deps.catalog })
   return app
 }

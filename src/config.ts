@@ -15,7 +15,7 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ minLength: 1, default: './.data', description: 'Directory for local state: the embedded PostgreSQL cluster and other files.' }),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: 'pino log level.' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000, description: 'On SIGTERM/SIGINT, how long in-flight requests may run before their connections are closed.' }),
-  SEED_DEMO: Type.Boolean({ default: true, description: 'Load demo data (users, orders) into an embedded database on its first start. A DATABASE_URL database is never seeded unasked.' }),
+  SEED_DEMO: Type.Boolean({ default: true, description: 'Load demo data (users, orders, products) into an embedded database on its first start. A DATABASE_URL database is never seeded unasked.' }),
   DASHBOARD_PART_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 60_000, default: 2_000, description: 'Deadline of each part of `/dashboard`; a late part is cancelled and reported.' }),
   BLOCKING_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Threads for blocking work (`/sync`): waiting threads cost no CPU, so more than cores.' }),
   COMPUTE_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: Math.max(1, availableParallelism()), description: 'Threads for CPU work (`/compute`); default: one per core.' }),
@@ -38,7 +38,9 @@ export const ConfigSchema = Type.Object({
   UPSTREAM_MAX_BYTES: Type.Integer({ minimum: 1, maximum: 1_073_741_824, default: 10_485_760, description: 'Largest upstream response body accepted (bytes); a larger one is cut off and answered 502.' }),
   UPSTREAM_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'Keep-alive connections per upstream origin.' }),
   SSRF_ALLOWLIST: Type.Optional(Type.String({ description: 'Comma-separated CIDR ranges, addresses or host names that user-supplied URLs (data set imports) may reach although they are loopback or private, e.g. `10.1.0.0/16,files.internal`.' })),
-  READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database does not answer within this time.' }),
+  READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database or the catalog store does not answer within this time.' }),
+  MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'MongoDB connection URL (`mongodb://host:27017/data_api`): the catalog store behind `/products`. The database is the one in the path (default `data_api`). Unset: products live in PostgreSQL.' })),
+  MONGODB_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2_000, description: 'Server selection, connect and per-operation deadline of MongoDB calls; past it `/products` answers 503.' }),
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -7,6 +7,7 @@ import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
 import { seedUsersAndOrders } from './db/seed.ts'
 import { serve, work } from './server.ts'
+import { openCatalogStore } from './stores/catalog.ts'
 
 function setUp (): { config: Config, logger: Logger } {
   // An optional .env in the working directory; real environment variables win over it.
@@ -56,16 +57,29 @@ program.command('worker')
   .action(async () => { await run(work) })
 
 program.command('seed')
-  .description('Append deterministic sample users with orders (COPY); the same options on the same data give the same rows')
-  .option('--users <n>', 'users to add', positiveInteger, 10_000)
+  .description('Append deterministic sample data: users with orders (COPY) and/or products; the same options on the same data give the same rows')
+  .option('--users <n>', 'users to add (default 10000, or none when only --products is given)', positiveInteger)
   .option('--orders-per-user <n>', 'orders for each new user', nonNegativeInteger, 10)
+  .option('--products <n>', 'products to add to the catalog store: MongoDB when MONGODB_URL is set, else PostgreSQL', positiveInteger)
   .option('--seed <n>', 'generator seed', nonNegativeInteger, 42)
-  .action(async (options: { users: number, ordersPerUser: number, seed: number }) => {
+  .action(async (options: { users?: number, ordersPerUser: number, products?: number, seed: number }) => {
+    const users = options.users ?? (options.products === undefined ? 10_000 : undefined)
     await run(async (config, logger) => {
       await using database = await openDatabase(config, logger, { max: 1 })
       await migrate(database.sql)
-      const result = await seedUsersAndOrders(database.sql, { users: options.users, ordersPerUser: options.ordersPerUser, seed: options.seed })
-      logger.info(result, `seeded ${result.users} users and ${result.orders} orders in ${result.ms} ms`)
+      if (users !== undefined) {
+        const result = await seedUsersAndOrders(database.sql, { users, ordersPerUser: options.ordersPerUser, seed: options.seed })
+        logger.info(result, `seeded ${result.users} users and ${result.orders} orders in ${result.ms} ms`)
+      }
+      if (options.products !== undefined) {
+        const catalog = await openCatalogStore(config, database.sql, logger)
+        try {
+          const result = await catalog.seedProducts({ count: options.products, seed: options.seed })
+          logger.info({ ...result, store: catalog.kind }, `seeded ${result.products} products into the ${catalog.kind} catalog store in ${result.ms} ms`)
+        } finally {
+          await catalog.close()
+        }
+      }
     })
   })
 

@@ -8,6 +8,7 @@ import { migrate } from './db/migrate.ts'
 import { seedDemo } from './db/seed.ts'
 import { createComputePools } from './compute/pools.ts'
 import { startJobQueue, type JobQueue } from './jobs/queue.ts'
+import { openCatalogStore } from './stores/catalog.ts'
 import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
 import { createUpstreams } from './upstream/upstreams.ts'
 
@@ -21,7 +22,8 @@ export interface RunningServer {
 
 /**
  * Opens each resource in dependency order and registers its closing on a stack, so that shutdown
- * (or a failed start) closes them in reverse: HTTP server, job queue, mailer, thread pools, database.
+ * (or a failed start) closes them in reverse: HTTP server, job queue, mailer, catalog store, thread
+ * pools, database.
  */
 export async function startServer (config: Config, logger: Logger, { worker = true } = {}): Promise<RunningServer> {
   await using resources = new AsyncDisposableStack()
@@ -34,12 +36,16 @@ export async function startServer (config: Config, logger: Logger, { worker = tr
   if (applied.length > 0) logger.info({ applied }, 'migrations applied')
   if (database.isEmbedded && config.SEED_DEMO && await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
 
+  const catalog = await openCatalogStore(config, database.sql, logger)
+  resources.defer(async () => { await catalog.close() })
+  logger.info({ store: catalog.kind }, 'catalog store opened')
+
   const jobs = await startJobs(resources, config, logger, database, { worker })
 
   const upstreams = createUpstreams(config)
   resources.defer(async () => { await upstreams.close() })
 
-  const app = await buildApp(config, { sql: database.sql, compute, jobs, upstreams, logger })
+  const app = await buildApp(config, { sql: database.sql, compute, jobs, catalog, upstreams, logger })
   resources.defer(async () => { await closeApp(app, config.SHUTDOWN_GRACE_MS, logger) })
   const url = await app.listen({ port: config.PORT, host: config.HOST })
 

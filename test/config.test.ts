@@ -12,6 +12,8 @@ describe('configuration', () => {
     assert.equal(config.DATABASE_URL, undefined)
     assert.equal(config.LOG_LEVEL, 'info')
     assert.equal(config.SHUTDOWN_GRACE_MS, 10_000)
+    assert.equal(config.MONGODB_URL, undefined, 'products live in PostgreSQL unless asked')
+    assert.equal(config.MONGODB_TIMEOUT_MS, 2_000)
   })
 
   it('parses values from strings', () => {
@@ -28,6 +30,8 @@ describe('configuration', () => {
     [{ SHUTDOWN_GRACE_MS: '-1' }, 'SHUTDOWN_GRACE_MS', /must be >= 0/],
     [{ UPSTREAM_URLS: 'http://a.example/x,ftp://b.example/y' }, 'UPSTREAM_URLS', /must match pattern/],
     [{ SAMPLE_UPSTREAMS: 'maybe' }, 'SAMPLE_UPSTREAMS', /must be true or false/],
+    [{ MONGODB_URL: 'postgres://x' }, 'MONGODB_URL', /must match pattern/],
+    [{ MONGODB_TIMEOUT_MS: '0' }, 'MONGODB_TIMEOUT_MS', /must be >= 10/],
   ]
   for (const [env, variable, message] of bad) {
     it(`refuses ${JSON.stringify(env)} naming ${variable}`, () => {

@@ -1,6 +1,9 @@
 // Runs once before all test files (node --test --test-global-setup): provides a PostgreSQL server
-// and a migrated template database that each test file clones (helpers/database.ts).
-// TEST_DATABASE_URL (a server URL whose user may create databases) skips the embedded server.
+// and a migrated template database that each test file clones (helpers/database.ts), and a
+// MongoDB-wire server (FerretDB, scripts/ferretdb.ts) on which each test file uses a database of
+// its own (helpers/mongo.ts). Both reach the test files through the environment.
+// TEST_DATABASE_URL (a server URL whose user may create databases) skips the embedded server;
+// MONGODB_URL (or TEST_MONGODB_URL) skips FerretDB and runs the MongoDB tests on that server.
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,12 +14,15 @@ import { migrate } from '../src/db/migrate.ts'
 import { createSql } from '../src/db/pool.ts'
 import { loadConfig } from '../src/config.ts'
 import { startJobQueue } from '../src/jobs/queue.ts'
+import { startFerretDb, type FerretDb } from '../scripts/ferretdb.ts'
 import { TEMPLATE_DATABASE } from './helpers/database.ts'
 
 let embedded: EmbeddedPostgres | undefined
 let tmpDir: string | undefined
+let ferretDb: FerretDb | undefined
 
 export async function globalSetup (): Promise<void> {
+  await provideMongoDb()
   let serverUrl = process.env.TEST_DATABASE_URL
   if (serverUrl === undefined) {
     tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-test-'))
@@ -37,7 +43,21 @@ export async function globalSetup (): Promise<void> {
   await jobs.stop(1000)
 }
 
+async function provideMongoDb (): Promise<void> {
+  const ownServer = process.env.TEST_MONGODB_URL ?? process.env.MONGODB_URL
+  // Test files (and the data-api processes some of them start) choose their catalog store
+  // themselves: an inherited MONGODB_URL would switch every spawned server to MongoDB.
+  delete process.env.MONGODB_URL
+  if (ownServer !== undefined) {
+    process.env.TEST_MONGODB_URL = ownServer
+    return
+  }
+  ferretDb = await startFerretDb()
+  process.env.TEST_MONGODB_URL = ferretDb.url
+}
+
 export async function globalTeardown (): Promise<void> {
+  await ferretDb?.stop()
   await embedded?.stop()
   if (tmpDir !== undefined) await fs.rm(tmpDir, { recursive: true, force: true })
 }

@@ -13,7 +13,8 @@ describe('OpenAPI and docs', () => {
     assert.equal(spec.openapi, '3.1.0')
     const result = await new Validator().validate(spec)
     assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2))
-    for (const path of ['/healthz', '/readyz', '/problems/{code}']) assert.ok(spec.paths[path], `${path} documented`)
+    for (const path of ['/healthz', '/readyz', '/problems/{code}', '/products', '/products/{id}']) assert.ok(spec.paths[path], `${path} documented`)
+    assert.match(spec.paths['/products/{id}'].get.description, /malformed id is a 400/)
     assert.ok(spec.components.schemas.Problem, 'Problem is a named component')
   })
 

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { after, describe, it } from 'node:test'
+import { promisify } from 'node:util'
+import { MongoClient } from 'mongodb'
 import { seedDemo, seedUsersAndOrders } from '../src/db/seed.ts'
+import { sampleProduct } from '../src/stores/sample-products.ts'
 import { createTestDatabase } from './helpers/database.ts'
+import { createTestMongoDatabase, testMongoUrl, withDatabase } from './helpers/mongo.ts'
+
+const execFileAsync = promisify(execFile)
+
+/** Runs the real `data-api seed …` with exactly this environment (plus PATH). */
+async function seedCli (args: string[], env: Record<string, string>): Promise<void> {
+  await execFileAsync(process.execPath, ['bin/data-api.js', 'seed', ...args], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env } })
+}
 
 async function snapshot (sql: Awaited<ReturnType<typeof createTestDatabase>>['sql']): Promise<unknown[]> {
   return [
@@ -35,9 +47,51 @@ describe('seed', () => {
     const { sql } = await createTestDatabase({ after })
     assert.equal(await seedDemo(sql), true)
     assert.equal(await seedDemo(sql), false)
-    const [{ users, orders }] = await sql<[{ users: number, orders: number }]>`
-      select (select count(*) from users)::int as users, (select count(*) from orders)::int as orders`
+    const [{ users, orders, products }] = await sql<[{ users: number, orders: number, products: number }]>`
+      select (select count(*) from users)::int as users, (select count(*) from orders)::int as orders,
+        (select count(*) from products)::int as products`
     assert.equal(users, 300)
     assert.equal(orders, 2400)
+    assert.equal(products, 200)
+  })
+
+  it('adds the demo products to a database seeded before products existed', async () => {
+    const { sql } = await createTestDatabase({ after })
+    await sql`insert into seed_log (name) values ('demo-users')`
+    assert.equal(await seedDemo(sql), true)
+    const [{ products }] = await sql<[{ products: number }]>`select count(*)::int as products from products`
+    assert.equal(products, 200)
+    assert.equal(await seedDemo(sql), false)
+  })
+})
+
+describe('data-api seed --products', () => {
+  it('fills the PostgreSQL catalog store by default, and only products when only --products is given', async () => {
+    const { sql, url } = await createTestDatabase({ after })
+    await seedCli(['--products', '30', '--seed', '3'], { DATABASE_URL: url })
+    const rows = await sql<Array<{ id: number, name: string, users: number }>>`
+      select id, name, (select count(*) from users)::int as users from products order by id`
+    assert.equal(rows.length, 30)
+    assert.equal(rows[0]!.users, 0, 'no users were added')
+    assert.deepEqual([rows[0]!.id, rows[0]!.name], [1, sampleProduct(1, 3).name])
+  })
+
+  it('fills the MongoDB catalog store when MONGODB_URL is set, appending on a second run', async () => {
+    const { url } = await createTestDatabase({ after })
+    const name = createTestMongoDatabase({ after })
+    const mongoUrl = withDatabase(testMongoUrl(), name)
+    await seedCli(['--products', '1500', '--seed', '3'], { DATABASE_URL: url, MONGODB_URL: mongoUrl })
+    await seedCli(['--products', '5', '--seed', '3'], { DATABASE_URL: url, MONGODB_URL: mongoUrl })
+    const client = new MongoClient(mongoUrl)
+    try {
+      const products = client.db(name).collection('products')
+      assert.equal(await products.countDocuments(), 1505, 'two batches of 1000 and a second run')
+      const [last] = await products.find().sort({ _id: -1 }).limit(1).toArray()
+      assert.equal(last?.name, sampleProduct(1505, 3).name, 'numbered on after the first run')
+      const indexes = await products.listIndexes().toArray()
+      assert.ok(indexes.some((index) => index.name === 'category_id'), 'the category index exists')
+    } finally {
+      await client.close()
+    }
   })
 })

@@ -61,6 +61,7 @@ describe('data-api serve', () => {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200)
     assert.ok(Date.now() - started < 15_000, 'answers /healthz within 15 s of a cold start')
     assert.equal((await json(await fetch(`${server.url}/users/1`))).user_id, 1, 'demo users are there')
+    assert.equal((await json(await fetch(`${server.url}/products`))).length, 10, 'demo products are there')
     assert.equal((await fetch(`${server.url}/readyz`)).status, 200)
 
     const sql = await connectToEmbedded()

@@ -242,7 +242,7 @@ async function stopProcess (child: ChildProcess): Promise<void> {
   await escalate('SIGKILL', 5_000)
 }
 
-async function findFreePort (): Promise<number> {
+export async function findFreePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = net.createServer()
     server.unref()

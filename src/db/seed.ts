@@ -4,6 +4,8 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
+import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH as EPOCH } from '../lib/sample-data.ts'
+import { insertSampleProducts } from '../stores/postgres-catalog.ts'
 import type { Sql } from './pool.ts'
 
 export interface SeedUsersOptions { users: number, ordersPerUser: number, seed?: number }
@@ -12,35 +14,6 @@ export interface SeedResult { users: number, orders: number, firstUserId: number
 const FIRST = ['Alice', 'Bob', 'Carol', 'Dave', 'Erin', 'Frank', 'Grace', 'Heidi', 'Ivan', 'Judy', 'Mallory', 'Niaj', 'Olivia', 'Peggy', 'Rupert', 'Sybil', 'Trent', 'Uma', 'Victor', 'Wendy', 'Xavier', 'Yara', 'Zoe', 'Amir', 'Bea', 'Chen', 'Dara', 'Emeka', 'Farah', 'Goran']
 const LAST = ['Smith', 'Jones', 'Garcia', 'Meyer', 'Rossi', 'Kowalski', 'Nguyen', 'Okafor', 'Silva', 'Tanaka', 'Dubois', 'Novak', 'Larsen', 'Haddad', 'Kim', 'Ivanova', 'Costa', 'Brown', 'Singh', 'Moreau']
 const STATUSES = ['delivered', 'delivered', 'delivered', 'shipped', 'paid', 'pending', 'cancelled'] as const
-const EPOCH = Date.UTC(2026, 0, 1)
-const DAY_MS = 86_400_000
-const CHUNK_ROWS = 2_000
-
-/** mulberry32: a tiny, fast, well-distributed 32-bit generator; enough for sample data. */
-function generator (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
-
-/** COPY text in chunks of CHUNK_ROWS items: few stream writes, and memory stays flat. */
-function * chunks (count: number, line: (index: number) => string): Generator<string> {
-  for (let from = 0; from < count; from += CHUNK_ROWS) {
-    let chunk = ''
-    for (let index = from; index < Math.min(count, from + CHUNK_ROWS); index++) chunk += line(index)
-    yield chunk
-  }
-}
-
-function pick<T> (random: () => number, items: readonly T[]): T {
-  return items[Math.floor(random() * items.length)]!
-}
-
 /** Appends users (ids after the current maximum) and their orders, in one transaction. */
 export async function seedUsersAndOrders (sql: Sql, options: SeedUsersOptions): Promise<SeedResult> {
   return await sql.begin(async (tx) => await insertSampleUsers(tx, options))
@@ -83,16 +56,24 @@ async function insertSampleUsers (tx: TransactionSql, { users, ordersPerUser, se
 }
 
 /**
- * The demo data of an embedded database's first start: a few hundred users with orders, so every
- * lesson route answers at once. Recorded in seed_log, so it runs once even with several processes.
+ * The demo data of an embedded database's first start: a few hundred users with orders and a couple
+ * of hundred products, so every lesson route answers at once. Each part is recorded in seed_log, so
+ * it runs once even with several processes, and a database from before products gets them too.
  */
 export async function seedDemo (sql: Sql): Promise<boolean> {
   return await sql.begin(async (tx) => {
-    const inserted = await tx`insert into seed_log (name) values ('demo-users') on conflict do nothing returning name`
-    if (inserted.length === 0) return false
-    const [{ count }] = await tx<[{ count: number }]>`select count(*)::int as count from users`
-    if (count > 0) return false // someone's data is already here: leave it alone
-    await insertSampleUsers(tx, { users: 300, ordersPerUser: 8 })
-    return true
+    const users = await seedOnce(tx, 'demo-users', 'users', async () => { await insertSampleUsers(tx, { users: 300, ordersPerUser: 8 }) })
+    const products = await seedOnce(tx, 'demo-products', 'products', async () => { await insertSampleProducts(tx, { count: 200 }) })
+    return users || products
   })
+}
+
+/** Runs `load` unless `name` was seeded before or `table` already holds someone's data. */
+async function seedOnce (tx: TransactionSql, name: string, table: string, load: () => Promise<void>): Promise<boolean> {
+  const inserted = await tx`insert into seed_log (name) values (${name}) on conflict do nothing returning name`
+  if (inserted.length === 0) return false
+  const [{ count }] = await tx<[{ count: number }]>`select count(*)::int as count from ${tx(table)}`
+  if (count > 0) return false // someone's data is already here: leave it alone
+  await load()
+  return true
 }

@@ -127,6 +127,7 @@ export function describeFailure (error: unknown): string {
   const problem = asProblem(error)
   if (problem?.code === 'timeout') return 'timeout'
   if (problem?.code === 'database-unavailable') return 'database unavailable'
+  if (problem?.code === 'catalog-unavailable') return 'catalog store unavailable'
   if (error instanceof Problem) return error.message
   return 'failed'
 }

@@ -21,6 +21,7 @@ export const PROBLEM_TYPES = {
   'gateway-timeout': { status: 504, title: 'Upstream timed out', description: 'An upstream service did not connect, answer or finish its body in time; `upstream` names it and `reason` says which deadline passed.' },
   'service-unavailable': { status: 503, title: 'Service unavailable', description: 'The service is overloaded, starting or stopping; retry after `Retry-After` seconds.' },
   'database-unavailable': { status: 503, title: 'Database unavailable', description: 'PostgreSQL did not answer; retry after `Retry-After` seconds.' },
+  'catalog-unavailable': { status: 503, title: 'Catalog unavailable', description: 'The catalog store behind /products (MongoDB) is not reachable or did not answer within `MONGODB_TIMEOUT_MS`; retry after `Retry-After` seconds.' },
   'timeout': { status: 503, title: 'Deadline exceeded', description: 'The work did not finish within its deadline and was cancelled.' },
 } as const satisfies Record<string, { status: number, title: string, description: string }>
 

@@ -6,11 +6,14 @@ import { loadConfig, type Config } from '../../src/config.ts'
 import type { Sql } from '../../src/db/pool.ts'
 import { startJobQueue, type JobQueue } from '../../src/jobs/queue.ts'
 import { createUpstreams } from '../../src/upstream/upstreams.ts'
+import type { CatalogStore } from '../../src/stores/catalog.ts'
+import { createPostgresCatalog } from '../../src/stores/postgres-catalog.ts'
 import { createTestDatabase, type Cleanup } from './database.ts'
 
-export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue }
+export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue, catalog: CatalogStore }
 
-export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean } = {}): Promise<TestApp> {
+/** `catalog` defaults to the PostgreSQL store on the test database; the caller closes one it passes. */
+export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean, catalog?: CatalogStore } = {}): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
   const database = options.sql === undefined ? await createTestDatabase(t) : undefined
   const sql = options.sql ?? database!.sql
@@ -19,7 +22,8 @@ export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}
   const databaseUrl = database?.url ?? options.databaseUrl!
   const jobs = await startJobQueue(databaseUrl, config, logger)
   const upstreams = createUpstreams(config)
-  const app = await buildApp(config, { sql, compute, jobs, upstreams, logger })
+  const catalog = options.catalog ?? createPostgresCatalog(sql)
+  const app = await buildApp(config, { sql, compute, jobs, catalog, upstreams, logger })
   t.after(async () => {
     await app.close()
     await upstreams.close()
@@ -27,7 +31,7 @@ export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}
     await compute.close()
   })
   if (options.ready !== false) await app.ready()
-  return { app, sql, databaseUrl, config, compute, jobs }
+  return { app, sql, databaseUrl, config, compute, jobs, catalog }
 }
 
 /** Listens on a free loopback port; returns the base URL. For tests that need real sockets. */
