@@ -123,7 +123,7 @@ export function createMongoCatalog ({ url, timeoutMs, databaseName = databaseInU
 async function untilAborted<T> (signal: AbortSignal, work: Promise<T>): Promise<T> {
   let onAbort: (() => void) | undefined
   const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
+    onAbort = () => { reject(signal.reason as Error) }
     if (signal.aborted) onAbort()
     else signal.addEventListener('abort', onAbort, { once: true })
   })
