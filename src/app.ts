@@ -9,6 +9,7 @@ import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import type { JobQueue } from './jobs/queue.ts'
+import { createSsrfGuard, parseAllowlist } from './upstream/ssrf-guard.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
@@ -19,6 +20,7 @@ import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
 import { productRoutes } from './routes/products/routes.ts'
 import { registerRoutes } from './routes/register/routes.ts'
+import { datasetRoutes } from './routes/datasets/routes.ts'
 import { sampleRoutes } from './routes/samples/routes.ts'
 import { upstreamRoutes } from './routes/upstream/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
@@ -74,6 +76,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     }
     if (problem.status >= 500) request.log.warn({ err: error }, problem.message)
     if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds))
+    if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="data-api"')
     return await reply.code(problem.status).type('application/problem+json').send(problemBody(problem, request.id, instance))
   })
   app.setNotFoundHandler(async (request) => {
@@ -88,6 +91,14 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS })
   await app.register(waitRoutes, { compute: deps.compute })
   await app.register(registerRoutes, { sql: deps.sql, jobs: deps.jobs })
+  await app.register(datasetRoutes, {
+    sql: deps.sql,
+    jobs: deps.jobs,
+    guard: createSsrfGuard({ allow: parseAllowlist(config.SSRF_ALLOWLIST) }),
+    syncMaxBytes: config.DATASET_SYNC_MAX_BYTES,
+    maxBytes: config.DATASET_MAX_BYTES,
+    requireKeyForReads: config.REQUIRE_KEY_FOR_READS,
+  })
   await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.UPSTREAM_TIMEOUT_MS, dataTimeoutMs: config.DATA_TIMEOUT_MS })
   if (config.UPSTREAM_URLS === undefined && config.SAMPLE_UPSTREAMS) {
     await app.register(sampleRoutes)

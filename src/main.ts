@@ -1,8 +1,9 @@
-// The `data-api` command line: serve | worker | migrate | seed | bench.
+// The `data-api` command line: serve | worker | migrate | seed | keys | bench.
 import fs from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
+import { createApiKey, listApiKeys, revokeApiKey } from './auth/api-keys.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
 import { seedUsersAndOrders } from './db/seed.ts'
@@ -81,6 +82,53 @@ program.command('seed')
         }
       }
     })
+  })
+
+/** Runs `action` on a migrated database opened for a one-off command. */
+async function withDatabase<T> (action: (sql: Parameters<typeof migrate>[0]) => Promise<T>): Promise<T | undefined> {
+  let result: T | undefined
+  await run(async (config, logger) => {
+    await using database = await openDatabase(config, logger, { max: 1 })
+    await migrate(database.sql)
+    result = await action(database.sql)
+  })
+  return result
+}
+
+const keys = program.command('keys').description('Manage the API keys that writes (and, with REQUIRE_KEY_FOR_READS, reads) of the Data API need')
+
+keys.command('create')
+  .description('Create a key and print it; it is shown this once and stored only as a hash')
+  .requiredOption('--name <name>', 'who or what the key is for')
+  .action(async ({ name }: { name: string }) => {
+    const created = await withDatabase(async (sql) => await createApiKey(sql, name))
+    if (created === undefined) return
+    // The key goes last, on a line of its own, after every log line: `… | tail -1` captures it.
+    console.log(`API key ${created.id} (${name}) created. It is not stored and will not be shown again:`)
+    console.log(created.key)
+  })
+
+keys.command('list')
+  .description('List keys (id, name, prefix, created, revoked)')
+  .action(async () => {
+    const list = await withDatabase(async (sql) => await listApiKeys(sql))
+    for (const key of list ?? []) {
+      console.log(`${key.id}\t${key.name}\t${key.prefix}…\t${key.created_at.toISOString()}\t${key.revoked_at === null ? 'active' : `revoked ${key.revoked_at.toISOString()}`}`)
+    }
+  })
+
+keys.command('revoke')
+  .description('Revoke a key by its id or its prefix (as shown by `keys list`); it stops working at once')
+  .argument('<id-or-prefix>')
+  .action(async (idOrPrefix: string) => {
+    const revoked = await withDatabase(async (sql) => await revokeApiKey(sql, idOrPrefix.replace(/…$/, '')))
+    if (revoked === undefined) return
+    if (revoked === 0) {
+      console.error(`data-api keys revoke: no active key ${idOrPrefix}`)
+      process.exitCode = 1
+    } else {
+      console.log(`revoked ${idOrPrefix}`)
+    }
   })
 
 program.command('bench')

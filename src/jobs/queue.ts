@@ -13,9 +13,11 @@ import type { Config } from '../config.ts'
 /** Every task: its name and the payload it carries. */
 export interface TaskPayloads {
   send_welcome_email: { user_id: number }
+  import_dataset: { dataset_id: number }
+  compute_dataset_stats: { dataset_id: number }
 }
 export type TaskName = keyof TaskPayloads
-export const TASK_NAMES: readonly TaskName[] = ['send_welcome_email']
+export const TASK_NAMES: readonly TaskName[] = ['send_welcome_email', 'import_dataset', 'compute_dataset_stats']
 
 export type TaskHandler<N extends TaskName> = (job: Job<TaskPayloads[N]>) => Promise<void>
 export type TaskHandlers = { [N in TaskName]: TaskHandler<N> }
@@ -25,15 +27,15 @@ export interface JobCounts { queued: number, active: number, failed: number }
 export interface JobQueue {
   /** Enqueues within `tx`: the job exists only if the transaction commits. */
   enqueue: <N extends TaskName>(tx: TransactionSql, name: N, payload: TaskPayloads[N]) => Promise<string>
-  /** Starts working on every task with up to `concurrency` jobs at once per task. */
-  work: (handlers: TaskHandlers, concurrency: number) => Promise<void>
+  /** Starts working on the given tasks with up to `concurrency` jobs at once per task. */
+  work: (handlers: Partial<TaskHandlers>, concurrency: number) => Promise<void>
   /** Queued, running and failed jobs over all tasks (for /metrics). */
   counts: () => Promise<JobCounts>
   /** Stops fetching; running jobs get `timeoutMs` to finish, the rest go back to the queue. */
   stop: (timeoutMs: number) => Promise<void>
 }
 
-export type JobQueueConfig = Pick<Config, 'JOB_EXPIRE_SECONDS' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_SECONDS' | 'JOB_RETRY_DELAY_MAX_SECONDS' | 'JOB_SUPERVISE_INTERVAL_SECONDS'>
+export type JobQueueConfig = Pick<Config, 'JOB_EXPIRE_SECONDS' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_SECONDS' | 'JOB_RETRY_DELAY_MAX_SECONDS' | 'JOB_SUPERVISE_INTERVAL_SECONDS' | 'DATASET_IMPORT_TIMEOUT_SECONDS'>
 
 export async function startJobQueue (databaseUrl: string, config: JobQueueConfig, log: Logger): Promise<JobQueue> {
   const boss = new PgBoss({
@@ -50,7 +52,8 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
   await boss.start()
   for (const name of TASK_NAMES) {
     const options = {
-      expireInSeconds: config.JOB_EXPIRE_SECONDS,
+      // Imports and statistics of large data sets legitimately run long.
+      expireInSeconds: name === 'send_welcome_email' ? config.JOB_EXPIRE_SECONDS : config.DATASET_IMPORT_TIMEOUT_SECONDS,
       retryLimit: config.JOB_RETRY_LIMIT,
       retryDelay: config.JOB_RETRY_DELAY_SECONDS,
       retryBackoff: true,
@@ -71,7 +74,8 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
     },
     work: async (handlers, concurrency) => {
       for (const name of TASK_NAMES) {
-        const handler = handlers[name]
+        const handler = handlers[name] as TaskHandler<TaskName> | undefined
+        if (handler === undefined) continue
         const runOne = async (job: Job<TaskPayloads[TaskName]>): Promise<JobResult> => {
           running.set(job.id, name)
           const attemptLog = log.child({ job_id: job.id, task: name, attempt: job.retryCount + 1 })

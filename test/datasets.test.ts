@@ -1,0 +1,352 @@
+// The Data API through HTTP against the built app and a real PostgreSQL, with a worker running
+// the import and statistics jobs: uploads in every format, type inference and widening, malformed
+// input, paging in every sort order, typed filters, export round trips, API keys, URL imports.
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { createApiKey, revokeApiKey } from '../src/auth/api-keys.ts'
+import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
+import { buildTestApp, listen } from './helpers/app.ts'
+import { json } from './helpers/http.ts'
+
+const { app, sql, config, jobs } = await buildTestApp({ after }, { JOB_SUPERVISE_INTERVAL_SECONDS: '1', DATASET_SYNC_MAX_BYTES: '20000', SSRF_ALLOWLIST: '127.0.0.1' })
+const logger = pino({ level: 'silent' })
+await startWorker(config, { sql, jobs, mailer: createConfiguredMailer(config, logger), logger })
+const base = await listen(app)
+const { key } = await createApiKey(sql, 'tests')
+const auth = { authorization: `Bearer ${key}` }
+
+async function upload (body: string, contentType: string, query = ''): Promise<Response> {
+  return await fetch(`${base}/datasets${query}`, { method: 'POST', headers: { ...auth, 'content-type': contentType }, body })
+}
+
+async function created (body: string, contentType: string, query = ''): Promise<any> {
+  const response = await upload(body, contentType, query)
+  const answer = await json(response)
+  assert.equal(response.status, 201, JSON.stringify(answer))
+  assert.equal(response.headers.get('location'), `/datasets/${answer.dataset.id}`)
+  return answer
+}
+
+function fieldsOf (answer: any): Record<string, string> {
+  return Object.fromEntries(answer.schema.fields.map((field: { name: string, type: string }) => [field.name, field.type]))
+}
+
+async function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+async function allRows (id: number, query: string, limit: number): Promise<any[]> {
+  const rows: any[] = []
+  let cursor: string | null = null
+  do {
+    const response: Response = await fetch(`${base}/datasets/${id}/rows?limit=${limit}${query}${cursor === null ? '' : `&cursor=${cursor}`}`)
+    const page = await json(response)
+    assert.equal(response.status, 200, JSON.stringify(page))
+    assert.ok(page.rows.length <= limit)
+    rows.push(...page.rows)
+    cursor = page.next_cursor
+  } while (cursor !== null)
+  return rows
+}
+
+async function tableCount (): Promise<number> {
+  const [{ count }] = await sql<[{ count: number }]>`select count(*)::int as count from information_schema.tables where table_schema = 'dataset_rows'`
+  return count
+}
+
+const CSV = 'id,name,score,active,day,seen_at,note\n' +
+  '1,Alice,12.5,true,2026-01-02,2026-01-02T10:00:00Z,"likes, commas"\n' +
+  '2,Bob,7,false,2026-02-03,2026-02-03 11:30:00,\n' +
+  '3,Carol,,TRUE,2026-03-04,2026-03-04T12:00:00+02:00,"multi\nline"\n'
+
+describe('POST /datasets', () => {
+  it('imports CSV and infers integer, numeric, boolean, date, timestamp and text', async () => {
+    const answer = await created(CSV, 'text/csv', '?name=people')
+    assert.equal(answer.dataset.name, 'people')
+    assert.equal(answer.dataset.status, 'ready')
+    assert.equal(answer.dataset.rows, 3)
+    assert.equal(answer.dataset.format, 'csv')
+    assert.deepEqual(answer.schema.columns, ['id', 'name', 'score', 'active', 'day', 'seen_at', 'note'])
+    assert.deepEqual(fieldsOf(answer), { id: 'integer', name: 'text', score: 'numeric', active: 'boolean', day: 'date', seen_at: 'timestamp', note: 'text' })
+    assert.deepEqual(answer.schema.fields.filter((field: { nullable: boolean }) => field.nullable).map((field: { name: string }) => field.name), ['score', 'note'])
+    const { rows } = await json(await fetch(`${base}/datasets/${answer.dataset.id}/rows`))
+    assert.deepEqual(rows[0], { id: 1, name: 'Alice', score: 12.5, active: true, day: '2026-01-02', seen_at: '2026-01-02T10:00:00.000Z', note: 'likes, commas' })
+    assert.equal(rows[1].seen_at, '2026-02-03T11:30:00.000Z', 'a timestamp without zone is UTC')
+    assert.equal(rows[2].seen_at, '2026-03-04T10:00:00.000Z')
+    assert.equal(rows[2].note, 'multi\nline')
+    assert.equal(rows[1].note, null)
+  })
+
+  it('imports a JSON array and NDJSON, keys first seen late becoming columns', async () => {
+    const items = [{ city: 'Oslo', population: 709_000, capital: true }, { city: 'Bergen', population: 291_000, capital: false, founded: '1070-01-01' }]
+    const fromJson = await created(JSON.stringify(items), 'application/json')
+    assert.deepEqual(fieldsOf(fromJson), { city: 'text', population: 'integer', capital: 'boolean', founded: 'date' })
+    const ndjson = items.map((item) => JSON.stringify(item)).join('\n') + '\n\n'
+    const fromNdjson = await created(ndjson, 'application/x-ndjson')
+    assert.deepEqual(fieldsOf(fromNdjson), fieldsOf(fromJson))
+    const { rows } = await json(await fetch(`${base}/datasets/${fromNdjson.dataset.id}/rows`))
+    assert.deepEqual(rows, [{ city: 'Oslo', population: 709_000, capital: true, founded: null }, { city: 'Bergen', population: 291_000, capital: false, founded: '1070-01-01' }])
+    assert.equal(fromNdjson.schema.fields.find((field: { name: string }) => field.name === 'founded').nullable, true)
+  })
+
+  it('takes a multipart form with a file field and a name field', async () => {
+    const form = new FormData()
+    form.append('name', 'from a form')
+    form.append('file', new Blob(['a,b\n1,x\n2,y\n'], { type: 'text/csv' }), 'letters.csv')
+    const response = await fetch(`${base}/datasets`, { method: 'POST', headers: auth, body: form })
+    const answer = await json(response)
+    assert.equal(response.status, 201, JSON.stringify(answer))
+    assert.equal(answer.dataset.name, 'from a form')
+    assert.deepEqual(fieldsOf(answer), { a: 'integer', b: 'text' })
+  })
+
+  it('widens a column when a late value does not fit, after the sample', async () => {
+    let csv = 'n,flag,when\n'
+    for (let index = 1; index <= 3000; index++) csv += `${index},${index % 2 === 0},2026-01-01\n`
+    csv += '2.5,maybe,2026-01-01T08:00:00Z\n'
+    csv += 'n/a,true,\n'
+    const response = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv' }, body: csv })
+    // Larger than DATASET_SYNC_MAX_BYTES here: imported by the job.
+    assert.equal(response.status, 202)
+    const id = (await json(response)).dataset.id
+    const answer = await until('the import', async () => {
+      const detail = await json(await fetch(`${base}/datasets/${id}`))
+      return detail.dataset.status === 'importing' ? undefined : detail
+    })
+    assert.equal(answer.dataset.status, 'ready', JSON.stringify(answer.dataset))
+    assert.equal(answer.dataset.rows, 3002)
+    assert.deepEqual(fieldsOf(answer), { n: 'text', flag: 'text', when: 'timestamp' })
+    const { rows } = await json(await fetch(`${base}/datasets/${id}/rows?n=n/a`))
+    assert.deepEqual(rows, [{ n: 'n/a', flag: 'true', when: null }])
+    const first = await json(await fetch(`${base}/datasets/${id}/rows?limit=1`))
+    assert.deepEqual(first.rows, [{ n: '1', flag: 'false', when: '2026-01-01T00:00:00.000Z' }])
+  })
+
+  for (const [what, body, contentType, where] of [
+    ['a row with too many fields', 'a,b\n1,2\n3,4,5\n', 'text/csv', { line: 3 }],
+    ['an unclosed quote', 'a,b\n1,2\n"3,4\n5,6\n', 'text/csv', { line: 3 }],
+    ['a line that is not JSON', '{"a":1}\n{"a":\n', 'application/x-ndjson', { line: 2 }],
+    ['an item that is not an object', '[{"a":1},[1,2]]', 'application/json', { item: 2 }],
+  ] as const) {
+    it(`refuses ${what} with 400 naming where, and keeps nothing`, async () => {
+      const before = await tableCount()
+      const [{ count: datasetsBefore }] = await sql<[{ count: number }]>`select count(*)::int as count from datasets`
+      const response = await upload(body, contentType)
+      assert.equal(response.status, 400)
+      assert.equal(response.headers.get('content-type'), 'application/problem+json; charset=utf-8')
+      const problem = await json(response)
+      assert.equal(problem.type, '/problems/invalid-data')
+      for (const [key, value] of Object.entries(where)) assert.equal(problem[key], value, JSON.stringify(problem))
+      assert.match(problem.detail, /^(line|item) \d+: /)
+      assert.equal(await tableCount(), before, 'no table left behind')
+      const [{ count: datasetsAfter }] = await sql<[{ count: number }]>`select count(*)::int as count from datasets`
+      assert.equal(datasetsAfter, datasetsBefore, 'no metadata left behind')
+    })
+  }
+
+  it('refuses other media types with 415', async () => {
+    const response = await upload('<xml/>', 'application/xml')
+    assert.equal(response.status, 415)
+    assert.equal((await json(response)).type, '/problems/unsupported-media-type')
+  })
+})
+
+describe('GET /datasets/{id}', () => {
+  it('gathers info, schema and stats, with one Server-Timing entry each; stats come from the job', async () => {
+    const { dataset } = await created(CSV, 'text/csv')
+    const answer = await until('statistics', async () => {
+      const detail = await json(await fetch(`${base}/datasets/${dataset.id}`))
+      return detail.stats.computed_at === null ? undefined : detail
+    })
+    assert.equal(answer.stats.count, 3)
+    assert.deepEqual(answer.stats.columns.score, { type: 'numeric', count: 2, nulls: 1, distinct: 2, distinct_estimated: false, min: 7, max: 12.5, mean: 9.75, stddev: answer.stats.columns.score.stddev })
+    assert.ok(Math.abs(answer.stats.columns.score.stddev - 3.8890872965) < 1e-6)
+    assert.deepEqual(answer.stats.columns.active, { type: 'boolean', count: 3, nulls: 0, distinct: 2, distinct_estimated: false, true_count: 2, false_count: 1 })
+    assert.equal(answer.stats.columns.day.min, '2026-01-02')
+    assert.equal(answer.stats.columns.name.top.length, 3)
+    const response = await fetch(`${base}/datasets/${dataset.id}`)
+    // Entries in the order the parts finished: all three, whatever the order.
+    assert.deepEqual((response.headers.get('server-timing') ?? '').split(', ').map((entry) => entry.split(';')[0]).sort(), ['dataset', 'schema', 'stats'])
+  })
+
+  it('answers 404 for a missing data set and 400 for a bad id', async () => {
+    assert.equal((await fetch(`${base}/datasets/999999`)).status, 404)
+    assert.equal((await fetch(`${base}/datasets/abc`)).status, 400)
+  })
+
+  it('lists data sets newest first, in pages', async () => {
+    const first = await json(await fetch(`${base}/datasets?limit=2`))
+    assert.equal(first.datasets.length, 2)
+    assert.ok(first.datasets[0].id > first.datasets[1].id)
+    const second = await json(await fetch(`${base}/datasets?limit=2&cursor=${first.next_cursor}`))
+    assert.ok(second.datasets[0].id < first.datasets[1].id)
+  })
+})
+
+describe('GET /datasets/{id}/rows', async () => {
+  // 500 rows with repeated values and missing ones, so that ties and nulls cross page boundaries.
+  let csv = 'k,grade,score,label\n'
+  for (let index = 1; index <= 500; index++) csv += `${index},${index % 7 === 0 ? '' : index % 5},${index % 11 === 0 ? '' : (index * 37 % 101) / 4},name ${index % 13}\n`
+  const { dataset } = await created(csv, 'text/csv')
+
+  for (const sort of ['', 'grade', '-grade', 'score', '-score', 'label', '-label', 'k', '-k']) {
+    it(`visits every row exactly once in sort order${sort === '' ? '' : ` (sort=${sort})`}`, async () => {
+      const rows = await allRows(dataset.id, sort === '' ? '' : `&sort=${sort}`, 37)
+      assert.equal(rows.length, 500)
+      assert.equal(new Set(rows.map((row) => row.k)).size, 500)
+      if (sort === '') return
+      const column = sort.replace('-', '')
+      const values = rows.map((row) => row[column])
+      const present = values.filter((value) => value !== null)
+      assert.ok(values.slice(present.length).every((value) => value === null), 'missing values come last')
+      const sorted = [...present].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      assert.deepEqual(present, sort.startsWith('-') ? sorted.reverse() : sorted)
+    })
+  }
+
+  it('filters by type', async () => {
+    const check = async (query: string, expected: (row: any) => boolean): Promise<void> => {
+      const rows = await allRows(dataset.id, query, 1000)
+      const all = await allRows(dataset.id, '', 1000)
+      assert.deepEqual(rows.map((row) => row.k), all.filter(expected).map((row) => row.k), query)
+      assert.ok(rows.length > 0, `${query} matches something`)
+    }
+    await check('&score__gt=20', (row) => row.score !== null && row.score > 20)
+    await check('&grade__eq=3&score__lte=10', (row) => row.grade === 3 && row.score !== null && row.score <= 10)
+    await check('&label__contains=AME 1', (row) => row.label.includes('name 1'))
+    await check('&label__startswith=name 12', (row) => row.label.startsWith('name 12'))
+    await check('&grade__in=1,2', (row) => row.grade === 1 || row.grade === 2)
+    await check('&grade__isnull=true', (row) => row.grade === null)
+    await check('&grade__ne=4', (row) => row.grade !== 4)
+  })
+
+  for (const [query, pointer] of [
+    ['nope__eq=1', '/nope__eq'],
+    ['score__gt=abc', '/score__gt'],
+    ['grade__contains=1', '/grade__contains'],
+    ['grade__like=1', '/grade__like'],
+    ['sort=missing', '/sort'],
+    ['cursor=garbage', '/cursor'],
+    ['limit=1001', '/limit'],
+  ]) {
+    it(`refuses ${query} with a 400 naming the parameter`, async () => {
+      const response = await fetch(`${base}/datasets/${dataset.id}/rows?${query}`)
+      assert.equal(response.status, 400)
+      const problem = await json(response)
+      assert.equal(problem.errors[0].pointer, pointer, JSON.stringify(problem))
+    })
+  }
+
+  it('refuses a cursor used with another sort', async () => {
+    const { next_cursor: cursor } = await json(await fetch(`${base}/datasets/${dataset.id}/rows?sort=score&limit=5`))
+    const response = await fetch(`${base}/datasets/${dataset.id}/rows?sort=-score&cursor=${cursor}`)
+    assert.equal(response.status, 400)
+    assert.match((await json(response)).detail, /sort=score/)
+  })
+})
+
+describe('GET /datasets/{id}/export', () => {
+  for (const format of ['csv', 'ndjson'] as const) {
+    it(`streams ${format} that imports back as the same rows`, async () => {
+      const original = await created(CSV, 'text/csv')
+      const response = await fetch(`${base}/datasets/${original.dataset.id}/export?format=${format}`)
+      assert.equal(response.status, 200)
+      assert.match(response.headers.get('content-type') ?? '', format === 'csv' ? /^text\/csv/ : /^application\/x-ndjson/)
+      const text = await response.text()
+      const copy = await created(text, format === 'csv' ? 'text/csv' : 'application/x-ndjson')
+      assert.deepEqual(fieldsOf(copy), fieldsOf(original))
+      const rowsOf = async (id: number): Promise<unknown> => (await json(await fetch(`${base}/datasets/${id}/rows`))).rows
+      assert.deepEqual(await rowsOf(copy.dataset.id), await rowsOf(original.dataset.id))
+    })
+  }
+})
+
+describe('API keys', () => {
+  it('are required for writes: missing, malformed, wrong and revoked keys get 401', async () => {
+    const post = async (headers: Record<string, string>): Promise<Response> =>
+      await fetch(`${base}/datasets`, { method: 'POST', headers: { 'content-type': 'text/csv', ...headers }, body: 'a\n1\n' })
+    const almost = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A')
+    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer dak_wrong' }, { authorization: `Bearer ${almost}` }]
+    for (const headers of attempts) {
+      const response = await post(headers)
+      assert.equal(response.status, 401)
+      assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="data-api"')
+      assert.equal((await json(response)).type, '/problems/unauthorized')
+    }
+    const doomed = await createApiKey(sql, 'doomed')
+    assert.equal((await post({ authorization: `Bearer ${doomed.key}` })).status, 201)
+    assert.equal(await revokeApiKey(sql, String(doomed.id)), 1)
+    assert.equal((await post({ authorization: `Bearer ${doomed.key}` })).status, 401)
+  })
+
+  it('guard DELETE, which removes the table too', async () => {
+    const { dataset } = await created('a\n1\n', 'text/csv')
+    assert.equal((await fetch(`${base}/datasets/${dataset.id}`, { method: 'DELETE' })).status, 401)
+    assert.equal((await fetch(`${base}/datasets/${dataset.id}`, { method: 'DELETE', headers: auth })).status, 204)
+    assert.equal((await fetch(`${base}/datasets/${dataset.id}`)).status, 404)
+    const [table] = await sql`select 1 from information_schema.tables where table_schema = 'dataset_rows' and table_name = ${`ds_${dataset.id}`}`
+    assert.equal(table, undefined)
+    assert.equal((await fetch(`${base}/datasets/${dataset.id}`, { method: 'DELETE', headers: auth })).status, 404)
+  })
+
+  it('are required for reads too with REQUIRE_KEY_FOR_READS=true', async () => {
+    const strict = await buildTestApp({ after }, { REQUIRE_KEY_FOR_READS: 'true' })
+    const reader = await createApiKey(strict.sql, 'reader')
+    for (const url of ['/datasets', '/datasets/1', '/datasets/1/rows', '/datasets/1/export']) {
+      assert.equal((await strict.app.inject(url)).statusCode, 401, url)
+    }
+    assert.equal((await strict.app.inject({ url: '/datasets', headers: { authorization: `Bearer ${reader.key}` } })).statusCode, 200)
+  })
+})
+
+describe('URL imports', () => {
+  it('import from an allowlisted loopback URL as a job', async () => {
+    const source = await created(CSV, 'text/csv')
+    const response = await fetch(`${base}/datasets`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: `${base}/datasets/${source.dataset.id}/export?format=csv`, name: 'copied' }),
+    })
+    assert.equal(response.status, 202)
+    const { dataset } = await json(response)
+    assert.equal(dataset.source, 'url')
+    const done = await until('the URL import', async () => {
+      const detail = await json(await fetch(`${base}/datasets/${dataset.id}`))
+      return detail.dataset.status === 'importing' ? undefined : detail
+    })
+    assert.equal(done.dataset.status, 'ready', JSON.stringify(done.dataset))
+    assert.equal(done.dataset.rows, 3)
+    assert.equal(done.dataset.format, 'csv')
+  })
+
+  it('refuse a private address before accepting anything', async () => {
+    for (const url of ['http://10.0.0.1/data.csv', 'http://169.254.169.254/latest/meta-data/', 'file:///etc/passwd']) {
+      const response = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ url }) })
+      assert.equal(response.status, 400)
+      assert.equal((await json(response)).type, '/problems/url-not-allowed')
+    }
+  })
+
+  it('mark the data set failed when the URL answers 404', async () => {
+    const response = await fetch(`${base}/datasets`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: `${base}/no/such/file.csv` }),
+    })
+    const { dataset } = await json(response)
+    const done = await until('the failure', async () => {
+      const detail = await json(await fetch(`${base}/datasets/${dataset.id}`))
+      return detail.dataset.status === 'importing' ? undefined : detail
+    })
+    assert.equal(done.dataset.status, 'failed')
+    assert.match(done.dataset.error.detail, /404/)
+    assert.equal((await fetch(`${base}/datasets/${dataset.id}/rows`)).status, 409)
+  })
+})
