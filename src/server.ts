@@ -10,6 +10,7 @@ import { createComputePools } from './compute/pools.ts'
 import { startJobQueue, type JobQueue } from './jobs/queue.ts'
 import { openCatalogStore } from './stores/catalog.ts'
 import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
+import { seedDemoDataset } from './datasets/sample.ts'
 import { createUpstreams } from './upstream/upstreams.ts'
 
 export interface RunningServer {
@@ -41,6 +42,7 @@ export async function startServer (config: Config, logger: Logger, { worker = tr
   logger.info({ store: catalog.kind }, 'catalog store opened')
 
   const jobs = await startJobs(resources, config, logger, database, { worker })
+  if (database.isEmbedded && config.SEED_DEMO && await seedDemoDataset(database.sql, jobs)) logger.info('demo data set loaded: GET /datasets')
 
   const upstreams = createUpstreams(config)
   resources.defer(async () => { await upstreams.close() })

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { createApiKey, revokeApiKey } from '../src/auth/api-keys.ts'
+import { seedDemoDataset } from '../src/datasets/sample.ts'
 import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { json } from './helpers/http.ts'
@@ -348,5 +349,21 @@ describe('URL imports', () => {
     assert.equal(done.dataset.status, 'failed')
     assert.match(done.dataset.error.detail, /404/)
     assert.equal((await fetch(`${base}/datasets/${dataset.id}/rows`)).status, 409)
+  })
+})
+
+describe('demo data set', () => {
+  it('is loaded once, through the import path, and answers like any data set', async () => {
+    const demo = await buildTestApp({ after })
+    assert.equal(await seedDemoDataset(demo.sql, demo.jobs), true)
+    assert.equal(await seedDemoDataset(demo.sql, demo.jobs), false)
+    const response = await demo.app.inject('/datasets/1')
+    assert.equal(response.statusCode, 200)
+    const answer = response.json()
+    assert.equal(answer.dataset.name, 'weather')
+    assert.equal(answer.dataset.source, 'sample')
+    assert.equal(answer.dataset.rows, 2000)
+    assert.deepEqual(fieldsOf(answer), { id: 'integer', station: 'text', observed_on: 'date', temperature_c: 'numeric', rain_mm: 'numeric', windy: 'boolean' })
+    assert.equal((await demo.app.inject('/datasets/1/rows?station=Bodø&limit=1000')).json().rows.length > 0, true)
   })
 })

@@ -74,14 +74,17 @@ async function finishImport (tx: TransactionSql, jobs: JobQueue, datasetId: numb
 
 /** Imports an upload now, in one transaction; returns the new data set. */
 export async function importUpload (sql: Sql, jobs: JobQueue, dataset: NewDataset, format: Format, input: Readable, maxBytes: number): Promise<DatasetRow> {
-  const counted = limitBytes(input, maxBytes)
-  const id = await sql.begin(async (tx) => {
-    const row = await insertDataset(tx, dataset, 'upload', format)
-    const result = await importRows(tx, row.id, rowSource(format, counted.stream))
-    await finishImport(tx, jobs, row.id, result, counted.bytes())
-    return row.id
-  })
+  const id = await sql.begin(async (tx) => await importWithin(tx, jobs, dataset, 'upload', format, input, maxBytes))
   return (await findDataset(sql, id))!
+}
+
+/** A whole import inside the caller's transaction; returns the new data set's id. */
+export async function importWithin (tx: TransactionSql, jobs: JobQueue, dataset: NewDataset, source: DatasetRow['source'], format: Format, input: Readable, maxBytes: number): Promise<number> {
+  const counted = limitBytes(input, maxBytes)
+  const row = await insertDataset(tx, dataset, source, format)
+  const result = await importRows(tx, row.id, rowSource(format, counted.stream))
+  await finishImport(tx, jobs, row.id, result, counted.bytes())
+  return row.id
 }
 
 /**

@@ -1,0 +1,37 @@
+// The demo data set of an embedded database's first start, so that GET /datasets/1 and its rows,
+// statistics and export answer at once: deterministic weather observations, imported through the
+// same path as any upload.
+import { Readable } from 'node:stream'
+import type { Sql } from '../db/pool.ts'
+import type { JobQueue } from '../jobs/queue.ts'
+import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH } from '../lib/sample-data.ts'
+import { importWithin } from './service.ts'
+
+const STATIONS = ['Oslo Blindern', 'Bergen Florida', 'Tromsø', 'Trondheim Voll', 'Stavanger Sola', 'Bodø', 'Kristiansand', 'Lillehammer']
+const ROWS = 2_000
+
+function observation (index: number): string {
+  const random = generator(0xda7a + index)
+  const station = pick(random, STATIONS)
+  const day = new Date(SAMPLE_EPOCH + Math.floor(index / STATIONS.length) * DAY_MS).toISOString().slice(0, 10)
+  const temperature = (-12 + random() * 30).toFixed(1)
+  const rain = random() < 0.1 ? '' : (random() < 0.6 ? 0 : random() * 25).toFixed(1)
+  return `${index + 1},${station},${day},${temperature},${rain},${random() < 0.3}\n`
+}
+
+/** Loads the demo data set once (recorded in seed_log), unless data sets exist already. */
+export async function seedDemoDataset (sql: Sql, jobs: JobQueue): Promise<boolean> {
+  return await sql.begin(async (tx) => {
+    const inserted = await tx`insert into seed_log (name) values ('demo-dataset') on conflict do nothing returning name`
+    if (inserted.length === 0) return false
+    const [existing] = await tx`select 1 from datasets limit 1`
+    if (existing !== undefined) return false
+    const csv = Readable.from((function * () {
+      yield 'id,station,observed_on,temperature_c,rain_mm,windy\n'
+      yield * chunks(ROWS, observation)
+    })())
+    const dataset = { name: 'weather', description: 'Demo data: daily weather observations at eight Norwegian stations (generated).' }
+    await importWithin(tx, jobs, dataset, 'sample', 'csv', csv, Number.MAX_SAFE_INTEGER)
+    return true
+  })
+}
