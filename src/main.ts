@@ -47,7 +47,7 @@ program.command('migrate')
   .description('Apply pending database migrations and exit (also done by serve at start)')
   .action(async () => {
     await run(async (config, logger) => {
-      await using database = await openDatabase(config, logger, { max: 1 })
+      await using database = await openDatabase(config, logger, { max: 1, attach: true })
       const applied = await migrate(database.sql)
       logger.info({ applied }, applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`)
     })
@@ -66,7 +66,7 @@ program.command('seed')
   .action(async (options: { users?: number, ordersPerUser: number, products?: number, seed: number }) => {
     const users = options.users ?? (options.products === undefined ? 10_000 : undefined)
     await run(async (config, logger) => {
-      await using database = await openDatabase(config, logger, { max: 1 })
+      await using database = await openDatabase(config, logger, { max: 1, attach: true })
       await migrate(database.sql)
       if (users !== undefined) {
         const result = await seedUsersAndOrders(database.sql, { users, ordersPerUser: options.ordersPerUser, seed: options.seed })
@@ -88,7 +88,7 @@ program.command('seed')
 async function withDatabase<T> (action: (sql: Parameters<typeof migrate>[0]) => Promise<T>): Promise<T | undefined> {
   let result: T | undefined
   await run(async (config, logger) => {
-    await using database = await openDatabase(config, logger, { max: 1 })
+    await using database = await openDatabase(config, logger, { max: 1, attach: true })
     await migrate(database.sql)
     result = await action(database.sql)
   })

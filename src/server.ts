@@ -125,7 +125,7 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
 /** `data-api worker`: the job worker alone, on DATABASE_URL or the embedded database. */
 export async function work (config: Config, logger: Logger): Promise<void> {
   await using resources = new AsyncDisposableStack()
-  const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 1 })
+  const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 1, attach: true })
   resources.defer(async () => { await database.close() })
   await migrate(database.sql)
   await startJobs(resources, config, logger, database, { worker: true })

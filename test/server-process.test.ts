@@ -2,10 +2,12 @@
 // Start, demo data, graceful shutdown with a request in flight, data kept across restarts, one
 // server per data directory, and recovery after the process was SIGKILLed.
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
+import { promisify } from 'node:util'
 import { createSql } from '../src/db/pool.ts'
 import { delay, json } from './helpers/http.ts'
 import { serveExpectingFailure, startServe, type ServeProcess } from './helpers/process.ts'
@@ -62,6 +64,7 @@ describe('data-api serve', () => {
     assert.ok(Date.now() - started < 15_000, 'answers /healthz within 15 s of a cold start')
     assert.equal((await json(await fetch(`${server.url}/users/1`))).user_id, 1, 'demo users are there')
     assert.equal((await json(await fetch(`${server.url}/products`))).length, 10, 'demo products are there')
+    assert.equal((await json(await fetch(`${server.url}/datasets/1`))).dataset.rows, 2000, 'the demo data set is there')
     assert.equal((await fetch(`${server.url}/readyz`)).status, 200)
 
     const sql = await connectToEmbedded()
@@ -93,6 +96,16 @@ describe('data-api serve', () => {
     assert.match(second.output, /in use by another data-api process \(pid \d+/)
     assert.equal((await fetch(`${first.url}/readyz`)).status, 200, 'the first one is unharmed')
     assert.equal(await stop(first), 0)
+  })
+
+  it('lets `data-api keys create` use the embedded database of a running server', async () => {
+    const server = await start()
+    const { stdout } = await promisify(execFile)(process.execPath, ['bin/data-api.js', 'keys', 'create', '--name', 'beside serve'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' } })
+    const key = stdout.trimEnd().split('\n').at(-1)!
+    const response = await fetch(`${server.url}/datasets`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' }, body: 'a\n1\n' })
+    assert.equal(response.status, 201)
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200, 'the server is unharmed')
+    assert.equal(await stop(server), 0)
   })
 
   it('recovers the cluster after the previous server was SIGKILLed', async () => {

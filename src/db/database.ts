@@ -3,7 +3,7 @@
 import path from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
+import { runningEmbeddedUrl, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { createSql, type Sql } from './pool.ts'
 
 const EMBEDDED_DATABASE = 'data_api'
@@ -18,11 +18,20 @@ export interface Database extends AsyncDisposable {
   close: () => Promise<void>
 }
 
-export async function openDatabase (config: Config, log: Logger, poolOptions: { max?: number } = {}): Promise<Database> {
+/**
+ * `attach`: when another data-api process is running the embedded server of DATA_DIR, use it rather
+ * than refusing (for one-off commands and workers beside a running `serve`).
+ */
+export async function openDatabase (config: Config, log: Logger, poolOptions: { max?: number, attach?: boolean } = {}): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined
   let url = config.DATABASE_URL
-  if (url === undefined) {
-    embedded = await startEmbeddedPostgres({ clusterDir: path.join(config.DATA_DIR, 'pg'), log: log.child({ component: 'embedded-postgres' }) })
+  const clusterDir = path.join(config.DATA_DIR, 'pg')
+  const running = url === undefined && poolOptions.attach === true ? await runningEmbeddedUrl(clusterDir) : undefined
+  if (running !== undefined) {
+    log.info({ clusterDir }, 'using the embedded PostgreSQL of the running data-api')
+    url = await ensureDatabase(running, EMBEDDED_DATABASE)
+  } else if (url === undefined) {
+    embedded = await startEmbeddedPostgres({ clusterDir, log: log.child({ component: 'embedded-postgres' }) })
     url = await ensureDatabase(embedded.url, EMBEDDED_DATABASE).catch(async (error: unknown) => {
       await embedded?.stop()
       throw error

@@ -171,6 +171,20 @@ async function initialiseCluster (initdb: string, clusterDir: string, runAs: Run
 }
 
 /**
+ * The URL of the embedded server another live data-api process runs on this cluster, if any, so
+ * that one-off commands (`keys`, `seed`, `migrate`, `worker`) can work beside a running `serve`.
+ * postmaster.pid holds the port on its fourth line.
+ */
+export async function runningEmbeddedUrl (clusterDir: string): Promise<string | undefined> {
+  const lines = (await readText(path.join(path.resolve(clusterDir), 'postmaster.pid')))?.split('\n') ?? []
+  const ownerPid = Number((await readText(path.join(path.resolve(clusterDir), OWNER_FILE)))?.trim())
+  const password = await readText(path.join(path.resolve(clusterDir), PASSWORD_FILE))
+  const port = Number(lines[3])
+  if (!isProcessAlive(Number(lines[0])) || !isProcessAlive(ownerPid) || password === undefined || !Number.isInteger(port)) return undefined
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password.trim())}@127.0.0.1:${port}/postgres`
+}
+
+/**
  * A cluster directory may already have a running postmaster. If the data-api process that started
  * it is alive, refuse (two servers must never share a cluster). If that process is gone — it was
  * SIGKILLed and its postgres was orphaned — shut the orphan down so that this start can proceed.
