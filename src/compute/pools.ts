@@ -22,8 +22,8 @@ export interface PoolStats { threads: number, queued: number, completed: number 
 
 export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'COMPUTE_THREADS' | 'COMPUTE_QUEUE_MAX'>): ComputePools {
   const cpuQueueMax = config.COMPUTE_QUEUE_MAX
-  const blocking = new Piscina({ filename: TASKS, minThreads: 1, maxThreads: config.BLOCKING_THREADS, idleTimeout: 30_000 })
-  const cpu = new Piscina({ filename: TASKS, minThreads: 1, maxThreads: config.COMPUTE_THREADS, idleTimeout: 30_000 })
+  const blocking = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: config.BLOCKING_THREADS, idleTimeout: 30_000 })
+  const cpu = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: config.COMPUTE_THREADS, idleTimeout: 30_000 })
   let cpuInFlight = 0
   const statsOf = (pool: Piscina, queued: number): PoolStats => ({ threads: pool.threads.length, queued, completed: pool.completed })
   return {

@@ -21,7 +21,8 @@ const ORDERED: readonly ColumnType[] = ['integer', 'numeric', 'date', 'timestamp
 export interface RowsRequest { limit: number, sort?: string, cursor?: string, filters: Record<string, string> }
 export interface RowsPage { rows: Array<Record<string, unknown>>, next_cursor: string | null }
 
-interface Cursor { s: string, v: string | null, r: number }
+/** Sort (as given), sort key of the last row sent (text, null when missing) and its row number. */
+export interface Cursor { s: string, v: string | null, r: number }
 
 function badRequest (detail: string, parameter: string): Problem {
   return new Problem('validation-error', detail, { extra: { errors: [{ in: 'querystring', pointer: `/${parameter}`, detail }] } })
@@ -35,8 +36,13 @@ function outputExpression (column: ColumnInfo): string {
   return c
 }
 
-export function selectList (columns: ColumnInfo[]): string {
-  return columns.map((column) => `${outputExpression(column)} as ${physical(column.position)}`).join(', ')
+/** Output columns are aliased o1..oN: an alias equal to a column name would capture ORDER BY. */
+function outputAlias (column: ColumnInfo): string {
+  return `o${column.position + 1}`
+}
+
+function selectList (columns: ColumnInfo[]): string {
+  return columns.map((column) => `${outputExpression(column)} as ${outputAlias(column)}`).join(', ')
 }
 
 function parseFilters (sql: Sql, columns: ColumnInfo[], filters: Record<string, string>): Fragment[] {
@@ -77,7 +83,7 @@ function parseFilters (sql: Sql, columns: ColumnInfo[], filters: Record<string, 
   })
 }
 
-function encodeCursor (cursor: Cursor): string {
+export function encodeCursor (cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url')
 }
 
@@ -139,7 +145,7 @@ export async function queryRows (sql: Sql, datasetId: number, columns: ColumnInf
   if (more) rows.length = request.limit
   const last = rows.at(-1)
   return {
-    rows: rows.map((row) => Object.fromEntries(columns.map((column) => [column.name, row[physical(column.position)]]))),
+    rows: rows.map((row) => Object.fromEntries(columns.map((column) => [column.name, row[outputAlias(column)]]))),
     next_cursor: more && last !== undefined ? encodeCursor({ s: sort, v: last._key as string | null, r: Number(last._row) }) : null,
   }
 }
