@@ -100,7 +100,7 @@ try {
   // The server logs as in production (one line per request); its stdout is read to the end.
   const base = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => { reject(new Error(`serve exited with ${code}`)) })
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
       const entry = JSON.parse(line) as { msg?: string, url?: string }
       if (entry.msg === 'data-api listening') resolve(entry.url!)
     })
@@ -160,7 +160,7 @@ try {
     ['row order, first page', rowsUrl],
     [`row order, cursor at row ${deep.toLocaleString('en')}`, `${rowsUrl}&cursor=${encodeCursor({ s: '', v: null, r: deep })}`],
     ['sort=score, first page', `${rowsUrl}&sort=score`],
-    [`sort=score, cursor ${deep.toLocaleString('en')} rows deep`, `${rowsUrl}&sort=score&cursor=${encodeCursor({ s: 'score', v: deepRow!.score, r: deepRow!._row })}`],
+    [`sort=score, cursor ${deep.toLocaleString('en')} rows deep`, `${rowsUrl}&sort=score&cursor=${encodeCursor({ s: 'score', v: deepRow.score, r: deepRow._row })}`],
     ['filter score__gt=500 & active=true, first page', `${rowsUrl}&score__gt=500&active=true`],
   ]
   for (const [what, target] of cases) {

@@ -22,7 +22,7 @@ export interface ImportOptions {
 }
 
 const SAMPLE_ROWS = 1_000
-const CHUNK_CHARS = 64 * 1024
+const CHUNK_CHARS = 256 * 1024
 const PROGRESS_ROWS = 50_000
 
 /** The table of a data set. Its name is built from the numeric id only. */
