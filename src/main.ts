@@ -1,6 +1,6 @@
 // The `data-api` command line: serve | worker | migrate | seed | keys | bench.
 import fs from 'node:fs'
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
 import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { createApiKey, listApiKeys, revokeApiKey } from './auth/api-keys.ts'
@@ -10,12 +10,17 @@ import { seedUsersAndOrders } from './db/seed.ts'
 import { serve, work } from './server.ts'
 import { openCatalogStore } from './stores/catalog.ts'
 
-function setUp (): { config: Config, logger: Logger } {
+/**
+ * `longRunning` (serve, worker): asynchronous log writes — lines logged while a write is pending go
+ * out together in the next one, instead of a blocking write(2) per request; pino flushes the rest
+ * at exit. One-off commands log synchronously, so their lines come before what they print.
+ */
+function setUp ({ longRunning }: { longRunning: boolean }): { config: Config, logger: Logger } {
   // An optional .env in the working directory; real environment variables win over it.
   if (fs.existsSync('.env')) process.loadEnvFile('.env')
   try {
     const config = loadConfig()
-    return { config, logger: pino({ level: config.LOG_LEVEL }) }
+    return { config, logger: pino({ level: config.LOG_LEVEL }, pino.destination({ dest: 1, sync: !longRunning })) }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     console.error(`data-api: invalid configuration: ${error.message}`)
@@ -23,8 +28,8 @@ function setUp (): { config: Config, logger: Logger } {
   }
 }
 
-async function run (action: (config: Config, logger: Logger) => Promise<void>): Promise<void> {
-  const { config, logger } = setUp()
+async function run (action: (config: Config, logger: Logger) => Promise<void>, { longRunning = false } = {}): Promise<void> {
+  const { config, logger } = setUp({ longRunning })
   try {
     await action(config, logger)
   } catch (error) {
@@ -41,7 +46,7 @@ const program = new Command('data-api')
 program.command('serve')
   .description('Run the HTTP API (with an embedded PostgreSQL when DATABASE_URL is unset) and, unless --no-worker, a job worker')
   .option('--no-worker', 'do not run a job worker in this process (run `data-api worker` separately)')
-  .action(async (options: { worker: boolean }) => { await run(async (config, logger) => { await serve(config, logger, options) }) })
+  .action(async (options: { worker: boolean }) => { await run(async (config, logger) => { await serve(config, logger, options) }, { longRunning: true }) })
 
 program.command('migrate')
   .description('Apply pending database migrations and exit (also done by serve at start)')
@@ -55,7 +60,7 @@ program.command('migrate')
 
 program.command('worker')
   .description('Run the background job worker (welcome emails …) until SIGTERM/SIGINT')
-  .action(async () => { await run(work) })
+  .action(async () => { await run(work, { longRunning: true }) })
 
 program.command('seed')
   .description('Append deterministic sample data: users with orders (COPY) and/or products; the same options on the same data give the same rows')
@@ -132,9 +137,15 @@ keys.command('revoke')
   })
 
 program.command('bench')
-  .description('Run the benchmark suite (arrives with the bench work, issue #9)')
-  .addOption(new Option('--quick', 'a short run'))
-  .action(notYet('bench'))
+  .description('Measure data-api against raw node:http, bare Fastify + postgres.js and the lesson\'s FastAPI app, check the lesson\'s claims; write bench/results/*.json, bench/charts/*.svg and BENCHMARKS.md')
+  .option('--quick', 'short runs (under 5 minutes on 2 cores)', false)
+  .option('--only <text>', 'only the scenarios and claims whose name contains this text')
+  .option('--no-fastapi', 'leave out the FastAPI peer (no Python virtual environment needed)')
+  .action(async (options: { quick: boolean, only?: string, fastapi: boolean }) => {
+    const { runBench } = await import('./bench/suite.ts')
+    const servers = options.fastapi ? undefined : (['data-api', 'raw node:http', 'bare Fastify + postgres.js'] as const)
+    await runBench({ quick: options.quick, only: options.only, servers })
+  })
 
 function positiveInteger (value: string): number {
   const number = nonNegativeInteger(value)
@@ -145,13 +156,6 @@ function positiveInteger (value: string): number {
 function nonNegativeInteger (value: string): number {
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError('must be a whole number')
   return Number(value)
-}
-
-function notYet (name: string) {
-  return () => {
-    console.error(`data-api ${name}: not available in this version yet.`)
-    process.exitCode = 2
-  }
 }
 
 await program.parseAsync()

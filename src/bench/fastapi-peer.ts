@@ -1,0 +1,267 @@
+// The FastAPI peer of the benchmark: the lesson's app (bench/peers/fastapi/app.py) in a Python
+// virtual environment of its own, served by uvicorn on a loopback port against data-api's database.
+//
+//   ensureFastapiVenv(cacheDir, log)                     → the venv's python (built once per requirements)
+//   startFastapi({ python, databaseUrl, port?, cpu? })   → { url, pid, stop() }
+//
+// The venv is rebuilt only when requirements.txt or the base python3 changes (a stamp file holds
+// both); a build that failed halfway leaves no stamp, so the next call starts it over.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { findFreePort } from '../db/embedded-postgres.ts'
+
+const execFileAsync = promisify(execFile)
+
+const PROJECT_ROOT = path.resolve(import.meta.dirname, '..', '..')
+/** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */
+export const FASTAPI_PEER_DIR = path.join(PROJECT_ROOT, 'bench', 'peers', 'fastapi')
+const REQUIREMENTS = path.join(FASTAPI_PEER_DIR, 'requirements.txt')
+const VENV_NAME = 'fastapi-venv'
+const STAMP_FILE = '.data-api-requirements'
+const BASE_PYTHON = 'python3'
+const INSTALL_TIMEOUT_MS = 15 * 60_000
+const START_TIMEOUT_MS = 30_000
+const STOP_TIMEOUT_MS = 5_000
+const POLL_INTERVAL_MS = 100
+const STDERR_KEPT_CHARS = 8_000
+
+export interface FastapiPeerOptions {
+  /** The venv's python, from ensureFastapiVenv(). */
+  python: string
+  /** postgres://… of the database data-api uses (migrated, seeded). */
+  databaseUrl: string
+  /** Default: a free loopback port. */
+  port?: number
+  /** Pin the server to this CPU core (taskset -c), when taskset exists. */
+  cpu?: number
+}
+
+export interface FastapiPeer {
+  /** http://127.0.0.1:PORT, no trailing slash. */
+  readonly url: string
+  readonly pid: number
+  /** The core the server is pinned to; undefined when no `cpu` was asked for or taskset is missing. */
+  readonly pinnedCpu: number | undefined
+  /** The last 8,000 characters uvicorn wrote to stderr (warnings and errors, e.g. a 500's traceback). */
+  readonly output: () => string
+  /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. Safe to call twice. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Makes `<cacheDir>/fastapi-venv` with `python3 -m venv` and installs requirements.txt into it,
+ * unless it is already there for the same requirements and python3. Returns the venv's python.
+ */
+export async function ensureFastapiVenv (cacheDir: string, log: (line: string) => void): Promise<string> {
+  const venv = path.join(path.resolve(cacheDir), VENV_NAME)
+  const python = path.join(venv, 'bin', 'python')
+  const requirements = await fs.readFile(REQUIREMENTS)
+  const stamp = `${createHash('sha256').update(requirements).digest('hex')} ${await basePythonVersion()}\n`
+  const stampFile = path.join(venv, STAMP_FILE)
+  const ready = async (): Promise<boolean> => await readText(stampFile) === stamp && await exists(python)
+  if (await ready()) return python
+  await fs.mkdir(path.dirname(venv), { recursive: true })
+  // One builder at a time (test files run in parallel); the others wait and use its result.
+  return await withLock(`${venv}.lock`, async () => {
+    if (await ready()) return python
+    await buildVenv(venv, python, stampFile, stamp, log)
+    return python
+  })
+}
+
+async function buildVenv (venv: string, python: string, stampFile: string, stamp: string, log: (line: string) => void): Promise<void> {
+  log(`building the FastAPI peer's virtual environment in ${venv} (pip install, needs PyPI; first run only)…`)
+  const started = performance.now()
+  await fs.rm(venv, { recursive: true, force: true })
+  try {
+    await run(BASE_PYTHON, ['-m', 'venv', venv], 'python3 -m venv',
+      ' (on Debian and Ubuntu, `python3 -m venv` needs the python3-venv package)')
+    await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], 'pip install',
+      ` (it installs ${path.relative(PROJECT_ROOT, REQUIREMENTS)} from PyPI: is the network reachable?)`)
+    await fs.writeFile(stampFile, stamp)
+  } catch (error) {
+    await fs.rm(venv, { recursive: true, force: true })
+    throw error
+  }
+  log(`built ${venv} in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+}
+
+/** Runs `fn` holding `lockFile` (created exclusively, holding our pid); a dead holder's lock is taken over. */
+async function withLock<T> (lockFile: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = performance.now() + INSTALL_TIMEOUT_MS
+  while (true) {
+    try {
+      await fs.writeFile(lockFile, `${process.pid}\n`, { flag: 'wx' })
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      // An empty file is a lock being written this instant: only a dead pid is stale.
+      const holder = Number((await readText(lockFile))?.trim() || Number.NaN)
+      if (Number.isInteger(holder) && !isProcessAlive(holder)) {
+        await fs.rm(lockFile, { force: true })
+        continue
+      }
+      if (performance.now() > deadline) throw new Error(`${lockFile} is held by process ${holder} for too long; remove it if that process is not building the FastAPI peer's venv.`, { cause: error })
+      await delay(500)
+    }
+  }
+  try {
+    return await fn()
+  } finally {
+    await fs.rm(lockFile, { force: true })
+  }
+}
+
+function isProcessAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Starts uvicorn on app.py and resolves once GET /healthz answers 200. */
+export async function startFastapi ({ python, databaseUrl, port, cpu }: FastapiPeerOptions): Promise<FastapiPeer> {
+  if (cpu !== undefined && (!Number.isInteger(cpu) || cpu < 0)) throw new Error(`cpu must be a core number (got ${cpu})`)
+  // A given port must be free now: uvicorn binds only after its start-up (the pool's connections),
+  // and until then /healthz would be answered by whatever else holds the port.
+  if (port !== undefined) await assertPortFree(port)
+  const listenPort = port ?? await findFreePort()
+  const uvicorn = [python, '-m', 'uvicorn', 'app:app', '--host', '127.0.0.1', '--port', String(listenPort),
+    '--workers', '1', '--no-access-log', '--log-level', 'warning']
+  const pinnedCpu = cpu !== undefined && await hasTaskset() ? cpu : undefined
+  const [command, ...args] = pinnedCpu === undefined ? uvicorn : ['taskset', '-c', String(pinnedCpu), ...uvicorn]
+  const child = spawn(command!, args, {
+    cwd: FASTAPI_PEER_DIR,
+    // No __pycache__ next to app.py: the peer's directory is part of the repository.
+    env: { ...process.env, DATABASE_URL: databaseUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  // If this process dies without calling stop(), do not leave the server running.
+  const killOnExit = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killOnExit)
+  child.once('exit', () => { process.removeListener('exit', killOnExit) })
+
+  let stderr = ''
+  child.stderr.setEncoding('utf8')
+  // Read for as long as the process lives, so that a full pipe never blocks it.
+  child.stderr.on('data', (chunk: string) => { stderr = `${stderr}${chunk}`.slice(-STDERR_KEPT_CHARS) })
+  const output = (): string => stderr
+
+  const url = `http://127.0.0.1:${listenPort}`
+  try {
+    await waitUntilHealthy(child, url, output)
+  } catch (error) {
+    await stopProcess(child)
+    throw error
+  }
+  return { url, pid: child.pid!, pinnedCpu, output, stop: async () => { await stopProcess(child) } }
+}
+
+/**
+ * Polls /healthz until it answers 200 from uvicorn (its `server` header: proof that it is this
+ * process and not something else on the port). Rejects with uvicorn's stderr when the process
+ * exits or fails to spawn first, or after START_TIMEOUT_MS.
+ */
+async function waitUntilHealthy (child: ChildProcess, url: string, output: () => string): Promise<void> {
+  let failure: string | undefined
+  child.once('error', (error) => { failure = `could not start uvicorn: ${error.message}` })
+  child.once('exit', (code, signal) => { failure ??= `uvicorn exited during start-up (code ${code ?? signal})` })
+
+  const deadline = performance.now() + START_TIMEOUT_MS
+  while (true) {
+    if (failure !== undefined) {
+      await delay(50) // the last stderr chunk may still be on its way
+      throw new Error(`${failure}:\n${output().trim()}`)
+    }
+    if (performance.now() > deadline) {
+      throw new Error(`the FastAPI peer did not answer GET ${url}/healthz within ${START_TIMEOUT_MS / 1000} s:\n${output().trim()}`)
+    }
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) })
+      await response.body?.cancel()
+      if (response.status === 200 && response.headers.get('server') === 'uvicorn' && failure === undefined) return
+    } catch {
+      // not listening yet
+    }
+    await delay(POLL_INTERVAL_MS)
+  }
+}
+
+async function stopProcess (child: ChildProcess): Promise<void> {
+  // Never spawned (no pid), or already gone.
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+  child.kill('SIGTERM')
+  let timer: NodeJS.Timeout | undefined
+  const lingered = await Promise.race([
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => { timer = setTimeout(resolve, STOP_TIMEOUT_MS, true) }),
+  ])
+  clearTimeout(timer)
+  if (lingered) {
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+/** "Python 3.11.7 /usr/bin/python3.11": a new python3 (version or install) means a new venv. */
+async function basePythonVersion (): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync(BASE_PYTHON, ['-c', 'import platform, sys; print("Python", platform.python_version(), sys.executable)'])
+    return stdout.trim()
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`the FastAPI peer needs Python 3 (${BASE_PYTHON}), which was not found on PATH. Install Python 3.9 or later with its venv module.`, { cause: error })
+    }
+    throw new Error(`\`${BASE_PYTHON}\` does not run: ${stderrOf(error)}`, { cause: error })
+  }
+}
+
+async function run (command: string, args: string[], what: string, hint: string): Promise<void> {
+  try {
+    await execFileAsync(command, args, {
+      cwd: FASTAPI_PEER_DIR,
+      env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
+      timeout: INSTALL_TIMEOUT_MS,
+      maxBuffer: 64 * 1024 * 1024,
+    })
+  } catch (error) {
+    throw new Error(`\`${what}\` failed while building the FastAPI peer's virtual environment${hint}:\n${stderrOf(error)}`, { cause: error })
+  }
+}
+
+function stderrOf (error: unknown): string {
+  const stderr = ((error as { stderr?: string }).stderr ?? '').trim()
+  return (stderr === '' ? (error as Error).message : stderr).slice(-STDERR_KEPT_CHARS)
+}
+
+async function assertPortFree (port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} of 127.0.0.1 is in use: the FastAPI peer cannot listen there`) : error)
+    })
+    server.listen(port, '127.0.0.1', () => { server.close(() => { resolve() }) })
+  })
+}
+
+let tasksetAvailable: Promise<boolean> | undefined
+async function hasTaskset (): Promise<boolean> {
+  tasksetAvailable ??= execFileAsync('taskset', ['--version']).then(() => true, () => false)
+  return await tasksetAvailable
+}
+
+async function readText (file: string): Promise<string | undefined> {
+  return await fs.readFile(file, 'utf8').catch(() => undefined)
+}
+
+async function exists (file: string): Promise<boolean> {
+  return await fs.access(file).then(() => true, () => false)
+}
