@@ -93,13 +93,14 @@ describe('the FastAPI peer', () => {
     assert.deepEqual(perRequest.body, shared.body)
   })
 
-  it('GET /fast is faster than GET /slow, with the same body', async () => {
+  it('GET /fast is faster than GET /slow, with the same body', async (t) => {
     const slow = await get('/slow?delay_ms=300')
     const fast = await get('/fast?delay_ms=300')
     assert.equal(slow.status, 200)
     assert.equal(fast.status, 200)
     assert.deepEqual(fast.body, slow.body)
     assert.deepEqual(instants(fast.body), instants(await dataApi('/fast?delay_ms=0')))
+    t.diagnostic(`delay_ms=300: /slow ${slow.ms.toFixed(0)} ms, /fast ${fast.ms.toFixed(0)} ms`)
     assert.ok(slow.ms >= 600, `slow took ${slow.ms.toFixed(0)} ms, less than its two 300 ms pauses`)
     assert.ok(fast.ms < 0.75 * slow.ms, `fast ${fast.ms.toFixed(0)} ms vs slow ${slow.ms.toFixed(0)} ms`)
   })
@@ -133,7 +134,7 @@ describe('the FastAPI peer', () => {
     assert.equal(typeof compute.duration_ms, 'number')
   })
 
-  it('GET /sync-in-async blocks the event loop; GET /async does not', async () => {
+  it('GET /sync-in-async blocks the event loop; GET /async does not', async (t) => {
     // While a blocking 0.5 s sleep holds the loop, /healthz waits for it; during /async it does not.
     const blocked = get('/sync-in-async?seconds=0.5')
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -143,6 +144,7 @@ describe('the FastAPI peer', () => {
     await new Promise((resolve) => setTimeout(resolve, 100))
     const duringAwait = await get('/healthz')
     await waiting
+    t.diagnostic(`/healthz during a 0.5 s sleep: ${duringBlock.ms.toFixed(0)} ms (blocking, in async def), ${duringAwait.ms.toFixed(0)} ms (awaited)`)
     assert.ok(duringBlock.ms > 250, `/healthz answered in ${duringBlock.ms.toFixed(0)} ms during a blocking sleep`)
     assert.ok(duringAwait.ms < 250, `/healthz took ${duringAwait.ms.toFixed(0)} ms during an awaited sleep`)
   })

@@ -2,10 +2,11 @@
 // virtual environment of its own, served by uvicorn on a loopback port against data-api's database.
 //
 //   ensureFastapiVenv(cacheDir, log)                     → the venv's python (built once per requirements)
-//   startFastapi({ python, databaseUrl, port?, cpu? })   → { url, pid, stop() }
+//   startFastapi({ python, databaseUrl, port?, cpu? })   → { url, pid, pinnedCpu, output(), stop() }
 //
-// The venv is rebuilt only when requirements.txt or the base python3 changes (a stamp file holds
-// both); a build that failed halfway leaves no stamp, so the next call starts it over.
+// The venv is rebuilt only when requirements.txt or the base python3 changes (a stamp file in it
+// holds both). uvicorn runs bench/peers/fastapi/app.py with one worker (uvloop and httptools, which
+// uvicorn[standard] installs and uvicorn picks by itself), access log off.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
@@ -59,71 +60,52 @@ export interface FastapiPeer {
  */
 export async function ensureFastapiVenv (cacheDir: string, log: (line: string) => void): Promise<string> {
   const venv = path.join(path.resolve(cacheDir), VENV_NAME)
-  const python = path.join(venv, 'bin', 'python')
   const requirements = await fs.readFile(REQUIREMENTS)
   const stamp = `${createHash('sha256').update(requirements).digest('hex')} ${await basePythonVersion()}\n`
-  const stampFile = path.join(venv, STAMP_FILE)
-  const ready = async (): Promise<boolean> => await readText(stampFile) === stamp && await exists(python)
-  if (await ready()) return python
-  await fs.mkdir(path.dirname(venv), { recursive: true })
-  // One builder at a time (test files run in parallel); the others wait and use its result.
-  return await withLock(`${venv}.lock`, async () => {
-    if (await ready()) return python
-    await buildVenv(venv, python, stampFile, stamp, log)
-    return python
-  })
+  if (!await isBuilt(venv, stamp)) await buildVenv(venv, stamp, log)
+  return venvPython(venv)
 }
 
-async function buildVenv (venv: string, python: string, stampFile: string, stamp: string, log: (line: string) => void): Promise<void> {
+function venvPython (venv: string): string {
+  return path.join(venv, 'bin', 'python')
+}
+
+async function isBuilt (venv: string, stamp: string): Promise<boolean> {
+  return await readText(path.join(venv, STAMP_FILE)) === stamp && await exists(venvPython(venv))
+}
+
+/**
+ * Builds the venv beside its final name and renames it into place, stamp included: an interrupted
+ * build never leaves a half-made venv, and two builds at once (test files run in parallel) never
+ * mix their files; the second to finish keeps the first one's. A renamed venv works as long as it
+ * is used as `python -m …`, which is all we do (only the shebangs of its bin/ scripts keep the
+ * build's path).
+ */
+async function buildVenv (venv: string, stamp: string, log: (line: string) => void): Promise<void> {
   log(`building the FastAPI peer's virtual environment in ${venv} (pip install, needs PyPI; first run only)…`)
   const started = performance.now()
-  await fs.rm(venv, { recursive: true, force: true })
+  const partial = `${venv}.${process.pid}.partial`
+  await fs.mkdir(path.dirname(venv), { recursive: true })
+  await fs.rm(partial, { recursive: true, force: true })
   try {
-    await run(BASE_PYTHON, ['-m', 'venv', venv], 'python3 -m venv',
+    await run(BASE_PYTHON, ['-m', 'venv', partial], 'python3 -m venv',
       ' (on Debian and Ubuntu, `python3 -m venv` needs the python3-venv package)')
-    await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], 'pip install',
+    await run(venvPython(partial), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], 'pip install',
       ` (it installs ${path.relative(PROJECT_ROOT, REQUIREMENTS)} from PyPI: is the network reachable?)`)
-    await fs.writeFile(stampFile, stamp)
-  } catch (error) {
-    await fs.rm(venv, { recursive: true, force: true })
-    throw error
+    await fs.writeFile(path.join(partial, STAMP_FILE), stamp)
+    if (!await isBuilt(venv, stamp)) {
+      await fs.rm(venv, { recursive: true, force: true })
+      try {
+        await fs.rename(partial, venv)
+      } catch (error) {
+        // Another build renamed its venv into place in between: use that one.
+        if (!await isBuilt(venv, stamp)) throw error
+      }
+    }
+  } finally {
+    await fs.rm(partial, { recursive: true, force: true })
   }
   log(`built ${venv} in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-}
-
-/** Runs `fn` holding `lockFile` (created exclusively, holding our pid); a dead holder's lock is taken over. */
-async function withLock<T> (lockFile: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = performance.now() + INSTALL_TIMEOUT_MS
-  while (true) {
-    try {
-      await fs.writeFile(lockFile, `${process.pid}\n`, { flag: 'wx' })
-      break
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      // An empty file is a lock being written this instant: only a dead pid is stale.
-      const holder = Number((await readText(lockFile))?.trim() || Number.NaN)
-      if (Number.isInteger(holder) && !isProcessAlive(holder)) {
-        await fs.rm(lockFile, { force: true })
-        continue
-      }
-      if (performance.now() > deadline) throw new Error(`${lockFile} is held by process ${holder} for too long; remove it if that process is not building the FastAPI peer's venv.`, { cause: error })
-      await delay(500)
-    }
-  }
-  try {
-    return await fn()
-  } finally {
-    await fs.rm(lockFile, { force: true })
-  }
-}
-
-function isProcessAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Starts uvicorn on app.py and resolves once GET /healthz answers 200. */
@@ -165,9 +147,9 @@ export async function startFastapi ({ python, databaseUrl, port, cpu }: FastapiP
 }
 
 /**
- * Polls /healthz until it answers 200 from uvicorn (its `server` header: proof that it is this
- * process and not something else on the port). Rejects with uvicorn's stderr when the process
- * exits or fails to spawn first, or after START_TIMEOUT_MS.
+ * Polls /healthz until it answers 200 from uvicorn (its `server` header) while our process lives.
+ * Rejects with uvicorn's stderr when the process exits or fails to spawn first, or after
+ * START_TIMEOUT_MS.
  */
 async function waitUntilHealthy (child: ChildProcess, url: string, output: () => string): Promise<void> {
   let failure: string | undefined
