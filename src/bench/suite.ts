@@ -158,7 +158,7 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
 
     // The lesson's claims.
     const lesson: LessonClaim[] = []
-    const fanOut: Record<string, { total: number, slowest: number }> = {}
+    const fanOut: Record<string, { total: number, floor: number, slowest: number }> = {}
     let healthUnderCompute: { p50: number, p99: number } | undefined
     const wait = options.quick ? 0.5 : 2
     const pause = options.quick ? 300 : 1000
@@ -184,18 +184,22 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
           results.sleeps = `${seconds(syncSlow)} vs ${seconds(asyncFast)}`
         }
         if (name === 'data-api' && matches('fan-out')) {
+          // Each route request is paired with a /healthz one: its latency is the HTTP + JSON floor,
+          // so that what is left is the cost of the fan-out itself.
           for (const target of ['/datasets/1', '/dashboard?user_id=42', '/fast?user_id=42&delay_ms=50']) {
             const totals: number[] = []
+            const floors: number[] = []
             const slowest: number[] = []
-            for (let index = 0; index < 60; index++) {
+            for (let index = 0; index < 110; index++) {
               const { ms, response } = await timedFetch(`${url}${target}`)
+              const floor = (await timedFetch(`${url}/healthz`)).ms
               const parts = (response.headers.get('server-timing') ?? '').split(',').map((entry) => Number(/dur=([\d.]+)/.exec(entry)?.[1] ?? 0))
-              if (index >= 10) {
-                totals.push(ms)
-                slowest.push(Math.max(...parts))
-              }
+              if (index < 10) continue // warm-up
+              totals.push(ms)
+              floors.push(floor)
+              slowest.push(Math.max(...parts))
             }
-            fanOut[target] = { total: median(totals), slowest: median(slowest) }
+            fanOut[target] = { total: median(totals), floor: median(floors), slowest: median(slowest) }
           }
         }
         if (matches('compute')) {
@@ -229,8 +233,8 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
       lesson.push({ claim: `/sync-slow vs /async-fast (10 × ${step} s)`, lessonSays: `${10 * step} s vs ${step} s`, dataApi: ours.sleeps!, fastapi: theirs.sleeps ?? '—', verdict: 'True: sleeps in sequence add up, concurrent timers overlap.' })
     }
     if (fanOut['/datasets/1'] !== undefined) {
-      const { total, slowest } = fanOut['/datasets/1']
-      lesson.push({ claim: '/datasets/{id} takes about its slowest branch', lessonSays: '≈ 0.5 s (branches of 0.5, 0.3, 0.4 s)', dataApi: `p50 ${total.toFixed(2)} ms; slowest branch ${slowest.toFixed(2)} ms`, fastapi: '—', verdict: 'True: the three reads overlap; the rest is HTTP and JSON.' })
+      const { total, floor, slowest } = fanOut['/datasets/1']
+      lesson.push({ claim: '/datasets/{id} takes about its slowest branch', lessonSays: '≈ 0.5 s (branches of 0.5, 0.3, 0.4 s)', dataApi: `p50 ${total.toFixed(2)} ms = HTTP floor ${floor.toFixed(2)} ms + slowest branch ${slowest.toFixed(2)} ms + ${(total - floor - slowest).toFixed(2)} ms`, fastapi: '—', verdict: 'True: the three reads overlap; what is left is HTTP and JSON.' })
     }
     if (ours.compute !== undefined) {
       lesson.push({ claim: '/healthz while /compute is saturated', lessonSays: 'CPU work in a def route keeps the server responsive', dataApi: ours.compute, fastapi: theirs.compute ?? '—', verdict: 'data-api computes in worker threads, so the event loop answers at once; in Python the GIL makes the thread pool compete with the event loop.' })
@@ -254,8 +258,13 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
     if (perRequest !== undefined && shared !== undefined) {
       targets.push({ target: 'the lesson\'s pool per request (measured, no target)', measured: `${perRequest.toFixed(1)} vs ${shared.toFixed(0)} req/s with a shared pool`, ratio: perRequest / shared, met: true })
     }
-    for (const [target, { total, slowest }] of Object.entries(fanOut)) {
-      targets.push({ target: `GET ${target}: p50 ≤ slowest branch + 1 ms`, measured: `${total.toFixed(2)} ms vs ${slowest.toFixed(2)} ms`, ratio: null, met: total <= slowest + 1 })
+    for (const [target, { total, floor, slowest }] of Object.entries(fanOut)) {
+      targets.push({
+        target: `GET ${target}: p50 ≤ slowest branch + 1 ms (over the HTTP floor, /healthz's p50)`,
+        measured: `${total.toFixed(2)} ms − floor ${floor.toFixed(2)} ms = ${(total - floor).toFixed(2)} ms vs slowest branch ${slowest.toFixed(2)} ms`,
+        ratio: null,
+        met: total - floor <= slowest + 1,
+      })
     }
     if (healthUnderCompute !== undefined) {
       targets.push({ target: '/healthz p99 ≤ 5 ms while /compute is saturated', measured: `p99 ${healthUnderCompute.p99.toFixed(1)} ms`, ratio: null, met: healthUnderCompute.p99 <= 5 })
