@@ -174,6 +174,8 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
       measuredClaims[name] = results
       await withServer(name, async ({ url }) => {
         if (matches('sync')) {
+          // Warm-up: worker threads (and Python's pool threads) are started on first use.
+          await concurrentTime(`${url}/sync?seconds=0.1`, 10)
           const sync = await concurrentTime(`${url}/sync?seconds=${wait}`, 10)
           const asyncTime = await concurrentTime(`${url}/async?seconds=${wait}`, 10)
           results.sync = `${seconds(sync)} vs ${seconds(asyncTime)}`
