@@ -17,6 +17,7 @@ import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { findFreePort } from '../src/db/embedded-postgres.ts'
+import { stopProcess } from '../src/lib/child-process.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -25,7 +26,6 @@ const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB'
 const PROJECT_ROOT = path.resolve(import.meta.dirname, '..')
 const BINARY = path.join(PROJECT_ROOT, '.cache', 'bin', `ferretdb-${FERRETDB_VERSION}`)
 const START_TIMEOUT_MS = 15_000
-const STOP_TIMEOUT_MS = 5_000
 
 export interface FerretDb {
   /** mongodb://127.0.0.1:PORT/ */
@@ -179,21 +179,6 @@ async function waitUntilListening (child: ChildProcess, port: number): Promise<v
   }
 }
 
-async function stopProcess (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
-  child.kill('SIGTERM')
-  let timer: NodeJS.Timeout | undefined
-  const lingered = await Promise.race([
-    exited.then(() => false),
-    new Promise<boolean>((resolve) => { timer = setTimeout(resolve, STOP_TIMEOUT_MS, true) }),
-  ])
-  clearTimeout(timer)
-  if (lingered) {
-    child.kill('SIGKILL')
-    await exited
-  }
-}
 
 async function exists (file: string): Promise<boolean> {
   return await fs.access(file).then(() => true, () => false)

@@ -15,6 +15,7 @@ import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { findFreePort } from '../db/embedded-postgres.ts'
+import { stopProcess } from '../lib/child-process.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -27,7 +28,6 @@ const STAMP_FILE = '.data-api-requirements'
 const BASE_PYTHON = 'python3'
 const INSTALL_TIMEOUT_MS = 15 * 60_000
 const START_TIMEOUT_MS = 30_000
-const STOP_TIMEOUT_MS = 5_000
 const POLL_INTERVAL_MS = 100
 const STDERR_KEPT_CHARS = 8_000
 
@@ -176,22 +176,6 @@ async function waitUntilHealthy (child: ChildProcess, url: string, output: () =>
   }
 }
 
-async function stopProcess (child: ChildProcess): Promise<void> {
-  // Never spawned (no pid), or already gone.
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
-  child.kill('SIGTERM')
-  let timer: NodeJS.Timeout | undefined
-  const lingered = await Promise.race([
-    exited.then(() => false),
-    new Promise<boolean>((resolve) => { timer = setTimeout(resolve, STOP_TIMEOUT_MS, true) }),
-  ])
-  clearTimeout(timer)
-  if (lingered) {
-    child.kill('SIGKILL')
-    await exited
-  }
-}
 
 /** "Python 3.11.7 /usr/bin/python3.11": a new python3 (version or install) means a new venv. */
 async function basePythonVersion (): Promise<string> {

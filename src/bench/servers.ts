@@ -1,10 +1,11 @@
 // The processes a benchmark measures and runs: each server on a port of its own, pinned to a core
 // with taskset when there is one, ready once GET /healthz answers; and the load generator.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { openSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { findFreePort } from '../db/embedded-postgres.ts'
+import { stopProcess } from '../lib/child-process.ts'
 import type { LoadOptions } from './load.ts'
 import type { LoadRun } from './results.ts'
 
@@ -42,7 +43,6 @@ export async function startServer (options: { command: string, args: string[], e
   })
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 60_000
   for (;;) {
@@ -54,16 +54,9 @@ export async function startServer (options: { command: string, args: string[], e
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  return { url, pid: child.pid!, stop: async () => { await stopChild(child, exited) } }
+  return { url, pid: child.pid!, stop: async () => { await stopProcess(child) } }
 }
 
-async function stopChild (child: ChildProcess, exited: Promise<unknown>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, 10_000)
-  await exited
-  clearTimeout(timer)
-}
 
 /** One autocannon run in a child process on `cpu`. */
 export async function runLoad (options: LoadOptions, cpu: number | undefined): Promise<LoadRun> {

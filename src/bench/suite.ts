@@ -93,6 +93,18 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
   const quiet = pino({ level: 'warn' })
   const postgres = await startEmbeddedPostgres({ clusterDir: path.join(work, 'pg'), log: quiet })
   const running: RunningServer[] = []
+  const cleanUp = async (): Promise<void> => {
+    for (const server of running.splice(0)) await server.stop()
+    await postgres.stop()
+    await fs.rm(work, { recursive: true, force: true })
+  }
+  // Interrupted (Ctrl-C, SIGTERM): stop every server and the database before leaving.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    log(`${signal}: stopping the servers and the database`)
+    void cleanUp().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
   try {
     const databaseUrl = await ensureDatabase(postgres.url, 'bench')
     const sql = createSql(databaseUrl, { max: 2 })
@@ -302,9 +314,9 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
     await writeResults(results, outDir, options.benchmarksFile === undefined ? path.join(PROJECT_ROOT, 'BENCHMARKS.md') : options.benchmarksFile, log)
     return results
   } finally {
-    for (const server of running) await server.stop()
-    await postgres.stop()
-    await fs.rm(work, { recursive: true, force: true })
+    process.removeListener('SIGINT', interrupted)
+    process.removeListener('SIGTERM', interrupted)
+    await cleanUp()
   }
 }
 

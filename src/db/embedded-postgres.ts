@@ -16,6 +16,7 @@ import readline from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import type { Logger } from 'pino'
+import { stopProcess } from '../lib/child-process.ts'
 
 const execFileAsync = promisify(execFile)
 const READY_LINE = 'database system is ready to accept connections'
@@ -92,7 +93,9 @@ export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): 
 
   const stop = async (): Promise<void> => {
     stopping = true
-    await stopProcess(child)
+    // SIGINT: fast shutdown (sessions are rolled back, data is consistent). SIGQUIT: immediate
+    // shutdown (crash recovery on next start). SIGKILL only if postgres ignores both.
+    await stopProcess(child, [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]])
     await fs.rm(path.join(clusterDir, OWNER_FILE), { force: true })
   }
   log.info({ port, clusterDir, pid: child.pid }, 'embedded PostgreSQL started')
@@ -238,23 +241,6 @@ async function waitUntilReady (child: ChildProcess, clusterDir: string, log: Emb
   })
 }
 
-async function stopProcess (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
-  const escalate = async (signal: NodeJS.Signals, waitMs: number): Promise<boolean> => {
-    child.kill(signal)
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, waitMs, false) })
-    const done = await Promise.race([exited.then(() => true), timedOut])
-    clearTimeout(timer)
-    return done
-  }
-  // SIGINT: fast shutdown (sessions are rolled back, data is consistent). SIGQUIT: immediate
-  // shutdown (crash recovery on next start). SIGKILL only if postgres ignores both.
-  if (await escalate('SIGINT', 30_000)) return
-  if (await escalate('SIGQUIT', 5_000)) return
-  await escalate('SIGKILL', 5_000)
-}
 
 export async function findFreePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
