@@ -22,6 +22,7 @@ export interface PoolStats { threads: number, queued: number, completed: number 
 
 export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'COMPUTE_THREADS' | 'COMPUTE_QUEUE_MAX'>): ComputePools {
   const cpuQueueMax = config.COMPUTE_QUEUE_MAX
+  // Threads start on demand and leave after 30 s idle: an idle worker thread holds ~30 MB.
   const blocking = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: config.BLOCKING_THREADS, idleTimeout: 30_000 })
   const cpu = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: config.COMPUTE_THREADS, idleTimeout: 30_000 })
   let cpuInFlight = 0
