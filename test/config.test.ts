@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { ConfigError, loadConfig } from '../src/config.ts'
+import { ConfigError, ConfigSchema, loadConfig } from '../src/config.ts'
 
 describe('configuration', () => {
   it('has documented defaults', () => {
@@ -50,5 +51,11 @@ describe('configuration', () => {
     assert.equal(result.status, 1)
     assert.equal(result.stdout, '')
     assert.equal(result.stderr, 'data-api: invalid configuration: PORT: must be an integer (got "eighty")\n')
+  })
+
+  it('documents every variable in the README', () => {
+    const readme = fs.readFileSync('README.md', 'utf8')
+    const missing = Object.keys(ConfigSchema.properties).filter((name) => !readme.includes(`| \`${name}\``) && !readme.includes(`/ \`${name}\``))
+    assert.deepEqual(missing, [])
   })
 })

@@ -308,12 +308,12 @@ describe('API keys', () => {
 })
 
 describe('URL imports', () => {
-  it('import from an allowlisted loopback URL as a job', async () => {
+  it('import from an allowlisted loopback URL as a job, the format from the response', async () => {
     const source = await created(CSV, 'text/csv')
     const response = await fetch(`${base}/datasets`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ url: `${base}/datasets/${source.dataset.id}/export?format=csv`, name: 'copied' }),
+      body: JSON.stringify({ url: `${base}/datasets/${source.dataset.id}/export?format=ndjson`, name: 'copied' }),
     })
     assert.equal(response.status, 202)
     const { dataset } = await json(response)
@@ -324,7 +324,8 @@ describe('URL imports', () => {
     })
     assert.equal(done.dataset.status, 'ready', JSON.stringify(done.dataset))
     assert.equal(done.dataset.rows, 3)
-    assert.equal(done.dataset.format, 'csv')
+    assert.equal(done.dataset.format, 'ndjson', 'from the Content-Type application/x-ndjson')
+    assert.deepEqual(fieldsOf(done), fieldsOf(source))
   })
 
   it('refuse a private address before accepting anything', async () => {

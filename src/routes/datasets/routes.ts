@@ -96,15 +96,15 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     const upload = await readUpload(request)
     const dataset: NewDataset = { name: request.query.name ?? upload.name, description: request.query.description ?? upload.description, createdBy: apiKeyOf(request) }
     let row: DatasetRow
-    if (upload.url !== undefined) {
+    if (upload.kind === 'url') {
       const url = await guard.check(upload.url)
-      row = await enqueueUrlImport(sql, jobs, { ...dataset, name: request.query.name ?? upload.name }, url, upload.format ?? null)
+      row = await enqueueUrlImport(sql, jobs, dataset, url, upload.format ?? null)
     } else {
       const length = Number(request.headers['content-length'])
       const now = Number.isFinite(length) && length <= options.syncMaxBytes
       row = now
-        ? await importUpload(sql, jobs, dataset, upload.format, upload.input!, options.maxBytes)
-        : await spoolUpload(sql, jobs, dataset, upload.format, upload.input!, options.maxBytes)
+        ? await importUpload(sql, jobs, dataset, upload.format, upload.input, options.maxBytes)
+        : await spoolUpload(sql, jobs, dataset, upload.format, upload.input, options.maxBytes)
     }
     reply.code(row.status === 'ready' ? 201 : 202).header('location', `/datasets/${row.id}`)
     return await detail(row.id, signal)
@@ -205,13 +205,11 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
   })
 }
 
-interface Upload {
-  format: Format
-  input?: Readable
-  url?: string
-  name: string
-  description?: string
-}
+/** A file to import now (or spool), or a URL to import by a job. */
+type Upload = { name: string, description?: string } & (
+  | { kind: 'file', format: Format, input: Readable }
+  | { kind: 'url', url: string, /** When the client names it; else from the response. */ format?: Format }
+)
 
 /** What the client sent: a file (CSV, JSON, NDJSON, as the body or in a form) or a URL to import. */
 async function readUpload (request: FastifyRequest): Promise<Upload> {
@@ -227,21 +225,21 @@ async function readUpload (request: FastifyRequest): Promise<Upload> {
       part.file.resume()
       throw new Problem('unsupported-media-type', `The file's type (${part.mimetype}) is not CSV, JSON or NDJSON; give it a .csv, .json or .ndjson name or type.`)
     }
-    return { format, input: part.file, name: field('name') ?? part.filename.replace(/\.[^.]+$/, '') ?? 'upload', description: field('description') }
+    return { kind: 'file', format, input: part.file, name: field('name') ?? (part.filename.replace(/\.[^.]+$/, '') || 'upload'), description: field('description') }
   }
   const body = request.body as Readable | undefined
   const format = formatOf(request.headers['content-type'])
   if (body === undefined || format === undefined) throw new Problem('bad-request', 'Send the data as the body (CSV, JSON array or NDJSON) or a multipart form, or `{"url": …}` as JSON.')
-  if (format !== 'json') return { format, input: body, name: 'upload' }
+  if (format !== 'json') return { kind: 'file', format, input: body, name: 'upload' }
   // JSON: an array is data; an object asks for a URL import.
   const { first, stream } = await peekFirstByte(body)
-  if (first !== '{') return { format, input: stream, name: 'upload' }
+  if (first !== '{') return { kind: 'file', format, input: stream, name: 'upload' }
   const importRequest = await readSmallJson(stream)
   if (!Value.Check(UrlImport, importRequest)) {
     const errors = [...Value.Errors(UrlImport, importRequest)].map((error) => ({ in: 'body', pointer: error.instancePath || '/', detail: error.message }))
     throw new Problem('validation-error', `A JSON object asks for a URL import: ${errors.map((error) => `${error.pointer} ${error.detail}`).join('; ')}.`, { extra: { errors } })
   }
-  return { format: importRequest.format ?? 'csv', url: importRequest.url, name: importRequest.name ?? (new URL(importRequest.url, 'http://x').pathname.split('/').pop() || 'import'), description: importRequest.description }
+  return { kind: 'url', format: importRequest.format, url: importRequest.url, name: importRequest.name ?? (new URL(importRequest.url, 'http://x').pathname.split('/').pop() || 'import'), description: importRequest.description }
 }
 
 /** The first non-blank character of a stream, and the stream as if it had not been read. */
