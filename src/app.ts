@@ -14,6 +14,7 @@ import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
+import { metrics } from './plugins/metrics.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
@@ -84,6 +85,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
 
   await registerOpenApi(app)
+  await app.register(metrics, { sql: deps.sql, compute: deps.compute, jobs: deps.jobs, upstreams: deps.upstreams })
   await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })
   await app.register(problemRoutes)
   const users = createUsersRepository(deps.sql)

@@ -31,6 +31,8 @@ export interface Upstreams {
   fetchJson: (upstream: Upstream, options: FetchOptions) => Promise<unknown>
   /** Where this server listens: the origin of the sample upstreams. */
   bindSelf: (address: AddressInfo) => void
+  /** Connection counts of each origin's pool (for /metrics). */
+  stats: () => Array<{ origin: string, connected: number, free: number, pending: number, running: number }>
   close: () => Promise<void>
 }
 
@@ -123,6 +125,10 @@ export function createUpstreams (config: UpstreamOptions): Upstreams {
         const code = (error as { code?: string }).code ?? ''
         throw fail(TIMEOUTS[code] ?? FAILURES[code] ?? 'failed', {}, error)
       }
+    },
+
+    stats () {
+      return [...pools].map(([origin, { stats }]) => ({ origin, connected: stats.connected, free: stats.free, pending: stats.pending, running: stats.running }))
     },
 
     async close () {
