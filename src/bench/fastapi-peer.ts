@@ -16,10 +16,10 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { findFreePort } from '../db/embedded-postgres.ts'
 import { stopProcess } from '../lib/child-process.ts'
+import { hasTaskset, pinned, PROJECT_ROOT } from './servers.ts'
 
 const execFileAsync = promisify(execFile)
 
-const PROJECT_ROOT = path.resolve(import.meta.dirname, '..', '..')
 /** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */
 export const FASTAPI_PEER_DIR = path.join(PROJECT_ROOT, 'bench', 'peers', 'fastapi')
 const REQUIREMENTS = path.join(FASTAPI_PEER_DIR, 'requirements.txt')
@@ -118,8 +118,8 @@ export async function startFastapi ({ python, databaseUrl, port, cpu }: FastapiP
   const uvicorn = [python, '-m', 'uvicorn', 'app:app', '--host', '127.0.0.1', '--port', String(listenPort),
     '--workers', '1', '--no-access-log', '--log-level', 'warning']
   const pinnedCpu = cpu !== undefined && await hasTaskset() ? cpu : undefined
-  const [command, ...args] = pinnedCpu === undefined ? uvicorn : ['taskset', '-c', String(pinnedCpu), ...uvicorn]
-  const child = spawn(command!, args, {
+  const [command, args] = await pinned(pinnedCpu, uvicorn[0]!, uvicorn.slice(1))
+  const child = spawn(command, args, {
     cwd: FASTAPI_PEER_DIR,
     // No __pycache__ next to app.py: the peer's directory is part of the repository.
     env: { ...process.env, DATABASE_URL: databaseUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
@@ -216,12 +216,6 @@ async function assertPortFree (port: number): Promise<void> {
     })
     server.listen(port, '127.0.0.1', () => { server.close(() => { resolve() }) })
   })
-}
-
-let tasksetAvailable: Promise<boolean> | undefined
-async function hasTaskset (): Promise<boolean> {
-  tasksetAvailable ??= execFileAsync('taskset', ['--version']).then(() => true, () => false)
-  return await tasksetAvailable
 }
 
 async function readText (file: string): Promise<string | undefined> {

@@ -15,7 +15,7 @@ export interface RunningServer { url: string, pid: number, stop: () => Promise<v
 
 let tasksetAvailable: boolean | undefined
 
-async function hasTaskset (): Promise<boolean> {
+export async function hasTaskset (): Promise<boolean> {
   tasksetAvailable ??= await promisify(execFile)('taskset', ['-c', '0', 'true']).then(() => true, () => false)
   return tasksetAvailable
 }
