@@ -152,6 +152,12 @@ describe('POST /datasets', () => {
     })
   }
 
+  it('refuses a multipart body without a boundary with 400 (found by schemathesis)', async () => {
+    const response = await upload('a,b\n1,2\n', 'multipart/form-data')
+    assert.equal(response.status, 400)
+    assert.equal((await json(response)).type, '/problems/bad-request')
+  })
+
   it('refuses other media types with 415', async () => {
     const response = await upload('<xml/>', 'application/xml')
     assert.equal(response.status, 415)

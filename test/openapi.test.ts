@@ -18,6 +18,19 @@ describe('OpenAPI and docs', () => {
     assert.ok(spec.components.schemas.Problem, 'Problem is a named component')
   })
 
+  it('says what the service really sends: problem+json errors, optional defaults, an optional /register body', async () => {
+    const spec = (await app.inject({ url: '/openapi.json' })).json()
+    const userNotFound = spec.paths['/users/{user_id}'].get.responses['404']
+    assert.deepEqual(Object.keys(userNotFound.content), ['application/problem+json'])
+    assert.deepEqual(Object.keys(spec.paths['/users/{user_id}'].get.responses['200'].content), ['application/json'])
+    const userId = spec.paths['/dashboard'].get.parameters.find((parameter: { name: string }) => parameter.name === 'user_id')
+    assert.equal(userId.required, false, 'user_id has a default')
+    assert.equal(spec.paths['/users/{user_id}'].get.parameters[0].required, true, 'a path parameter stays required')
+    assert.equal(spec.paths['/register'].post.requestBody.required, false)
+    assert.equal(spec.paths['/datasets'].post.requestBody.required, true)
+    assert.equal(spec.paths['/register'].post['x-body-optional'], undefined, 'the marker does not leak into the spec')
+  })
+
   it('serves /docs from installed packages, with no external scripts, styles or fonts', async () => {
     const response = await app.inject({ url: '/docs/' })
     assert.equal(response.statusCode, 200)

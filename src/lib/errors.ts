@@ -96,6 +96,9 @@ export function asProblem (error: unknown): Problem | undefined {
   }
   if (e.name === 'TimeoutError' || e.code === '57014') return new Problem('timeout', 'The operation did not finish within its deadline.', { cause: error })
   if (e.code === '23505') return new Problem('conflict', 'A resource with these unique values already exists.', { cause: error })
+  // PostgreSQL refuses text with a NUL character (0x00) or one its encoding lacks: a value the
+  // client sent, so a 400, not a server error.
+  if (e.code === '22021' || e.code === '22P05') return new Problem('bad-request', 'A value in the request contains a character that cannot be stored (such as NUL, \\u0000).', { cause: error })
   if (e.code !== undefined && DATABASE_DOWN_CODES.has(e.code)) {
     return new Problem('database-unavailable', 'The database is not reachable right now.', { cause: error })
   }

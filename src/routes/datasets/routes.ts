@@ -214,7 +214,11 @@ type Upload = { name: string, description?: string } & (
 /** What the client sent: a file (CSV, JSON, NDJSON, as the body or in a form) or a URL to import. */
 async function readUpload (request: FastifyRequest): Promise<Upload> {
   if (request.isMultipart()) {
-    const part = await request.file()
+    const part = await request.file().catch((error: unknown) => {
+      // busboy's errors (no boundary, a truncated form) are plain Errors: the client's fault, a 400.
+      if (error instanceof Error && !('statusCode' in error)) throw new Problem('bad-request', 'The multipart/form-data body could not be read (a missing boundary, or a malformed form).', { cause: error })
+      throw error
+    })
     if (part === undefined) throw new Problem('bad-request', 'The form has no file: send the data in a `file` field.')
     const field = (name: string): string | undefined => {
       const value = part.fields[name]

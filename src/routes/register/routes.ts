@@ -20,6 +20,7 @@ export const registerRoutes: FastifyPluginAsyncTypebox<{ sql: Sql, jobs: JobQueu
       description: 'Give `email` as a query parameter (the lesson\'s form) or in a JSON body `{email, name?}`. ' +
         'With an `Idempotency-Key` header, repeating the request returns the first response and creates nothing more.',
       querystring: Type.Object({ email: Type.Optional(Email) }),
+      'x-body-optional': true,
       body: Type.Object({ email: Type.Optional(Email), name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false }),
       headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }),
       response: { 201: Registered, ...problemResponses(400, 409, 422, 503) },
