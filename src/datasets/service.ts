@@ -38,8 +38,6 @@ export interface DatasetRow {
 export interface NewDataset { name: string, description?: string, createdBy?: number }
 
 const UPLOAD_CHUNK_BYTES = 1024 * 1024
-/** Advisory lock class of data set imports and deletions. */
-const DATASET_LOCK = 0x0da7a5e7
 
 /** Counts the bytes of an upload as they pass and refuses more than `maxBytes` (413). */
 export function limitBytes (input: Readable, maxBytes: number): { stream: Readable, bytes: () => number } {
@@ -125,6 +123,14 @@ export async function enqueueUrlImport (sql: Sql, jobs: JobQueue, dataset: NewDa
   })
 }
 
+/**
+ * Serialises an import and a deletion of one data set, until the transaction ends. One 64-bit key
+ * hashed from the id: the two-key form takes 32-bit integers, which ids may outgrow.
+ */
+async function lockDataset (tx: TransactionSql, id: number): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtextextended(${`dataset:${id}`}, 0))`
+}
+
 /** The spooled upload, piece by piece, as a stream. */
 function spooledUpload (sql: Sql, datasetId: number): Readable {
   return Readable.from((async function * () {
@@ -176,8 +182,7 @@ export async function runImportJob (deps: ImportJobDeps, datasetId: number, { la
       : { input: spooledUpload(sql, datasetId), format: dataset.format ?? 'csv' }
     const counted = limitBytes(input, deps.maxBytes)
     await sql.begin(async (tx) => {
-      // Serialises with DELETE, which takes the same lock.
-      await tx`select pg_advisory_xact_lock(${DATASET_LOCK}, ${datasetId})`
+      await lockDataset(tx, datasetId)
       const [still] = await tx`select 1 from datasets where id = ${datasetId} and status = 'importing'`
       if (still === undefined) return
       const result = await importRows(tx, datasetId, rowSource(format, counted.stream), {
@@ -248,7 +253,7 @@ export async function listDatasets (sql: Sql, { limit, before }: { limit: number
 /** Deletes a data set and its table; waits for a running import of it to finish first. */
 export async function deleteDataset (sql: Sql, id: number): Promise<boolean> {
   return await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(${DATASET_LOCK}, ${id})`
+    await lockDataset(tx, id)
     const deleted = await tx`delete from datasets where id = ${id} returning id`
     if (deleted.length === 0) return false
     await tx.unsafe(`drop table if exists dataset_rows.ds_${id}`)

@@ -17,7 +17,7 @@ export const problemRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['meta'],
       summary: 'What one problem type means',
       params: Type.Object({ code: Type.String({ maxLength: 64 }) }),
-      response: { 200: ProblemType, ...problemResponses(404) },
+      response: { 200: ProblemType, ...problemResponses(400, 404) },
     },
   }, async (request) => {
     const { code } = request.params
