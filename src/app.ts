@@ -13,6 +13,7 @@ import { createSsrfGuard, parseAllowlist } from './upstream/ssrf-guard.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
 import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
+import { startLoopWatchdog } from './lib/loop-watchdog.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { metrics } from './plugins/metrics.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
@@ -64,8 +65,12 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addSchema(ProblemSchema)
+  const watchdog = startLoopWatchdog({ thresholdMs: config.EVENT_LOOP_BLOCK_WARN_MS, log: deps.logger })
+  app.addHook('onClose', async () => { watchdog.stop() })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    // 'close' comes once the response is sent or the client is gone: the request is no longer a suspect.
+    reply.raw.once('close', watchdog.track({ request_id: request.id, method: request.method, route: request.routeOptions.url ?? 'unmatched' }))
   })
 
   app.setErrorHandler(async (error, request, reply) => {

@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object({
   DATASET_IMPORT_TIMEOUT_SECONDS: Type.Integer({ minimum: 10, maximum: 86_400, default: 3_600, description: 'How long an import or statistics job may run before it is considered dead and retried.' }),
   DATASET_FETCH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Connect, headers and between-chunks timeout of a URL import.' }),
   REQUIRE_KEY_FOR_READS: Type.Boolean({ default: false, description: 'Require an API key for reads of the Data API too (writes always need one).' }),
+  EVENT_LOOP_BLOCK_WARN_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200, description: 'When the event loop is blocked longer than this, a warning names the routes and request ids that were in flight.' }),
   READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database or the catalog store does not answer within this time.' }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'MongoDB connection URL (`mongodb://host:27017/data_api`): the catalog store behind `/products`. The database is the one in the path (default `data_api`). Unset: products live in PostgreSQL.' })),
   MONGODB_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2_000, description: 'Server selection, connect and per-operation deadline of MongoDB calls; past it `/products` answers 503.' }),

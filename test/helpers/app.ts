@@ -1,5 +1,5 @@
 // Builds the real app (buildApp) on a test database, closed after the test file.
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.ts'
 import { createComputePools, type ComputePools } from '../../src/compute/pools.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
@@ -13,11 +13,11 @@ import { createTestDatabase, type Cleanup } from './database.ts'
 export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue, catalog: CatalogStore }
 
 /** `catalog` defaults to the PostgreSQL store on the test database; the caller closes one it passes. */
-export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean, catalog?: CatalogStore } = {}): Promise<TestApp> {
+export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean, logger?: Logger, catalog?: CatalogStore } = {}): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
   const database = options.sql === undefined ? await createTestDatabase(t) : undefined
   const sql = options.sql ?? database!.sql
-  const logger = pino({ level: config.LOG_LEVEL })
+  const logger = options.logger ?? pino({ level: config.LOG_LEVEL })
   const compute = createComputePools(config)
   const databaseUrl = database?.url ?? options.databaseUrl!
   const jobs = await startJobQueue(databaseUrl, config, logger)
