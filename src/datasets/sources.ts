@@ -21,8 +21,6 @@ export interface RowSource {
   readonly columns: string[]
   /** CSV values are text to be recognised; JSON values already have a type. */
   readonly valueKind: 'text' | 'json'
-  /** Where rows are counted: "line" or "item" (in error messages). */
-  readonly unit: 'line' | 'item'
   batches: () => AsyncGenerator<Row[]>
 }
 
@@ -68,7 +66,6 @@ function csvSource (input: Readable): RowSource {
   return {
     columns: header.names,
     valueKind: 'text',
-    unit: 'line',
     async * batches () {
       // papaparse's own stream reader ignores pause(), so the upload is read here, a chunk at a
       // time (pull: backpressure for free), and handed to its parser. A row cut by the end of a
@@ -131,7 +128,6 @@ function jsonSource (format: 'json' | 'ndjson', input: Readable): RowSource {
   return {
     columns: names.names,
     valueKind: 'json',
-    unit,
     async * batches () {
       let batch: Row[] = []
       for await (const [value, position] of format === 'json' ? jsonArrayItems(input) : ndjsonLines(input)) {
