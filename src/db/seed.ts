@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
 import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH as EPOCH } from '../lib/sample-data.ts'
 import { insertSampleProducts } from '../stores/postgres-catalog.ts'
+import { firstFreeId } from './first-free-id.ts'
 import type { Sql } from './pool.ts'
 
 export interface SeedUsersOptions { users: number, ordersPerUser: number, seed?: number }
@@ -21,10 +22,7 @@ export async function seedUsersAndOrders (sql: Sql, options: SeedUsersOptions): 
 
 async function insertSampleUsers (tx: TransactionSql, { users, ordersPerUser, seed = 42 }: SeedUsersOptions): Promise<SeedResult> {
   const started = performance.now()
-  // One seeder at a time: two would pick the same first id.
-  await tx`lock table users in share row exclusive mode`
-  const [{ max }] = await tx<[{ max: number }]>`select coalesce(max(id), 0)::int8 as max from users`
-  const firstUserId = max + 1
+  const firstUserId = await firstFreeId(tx, 'users')
 
   const userLine = (index: number): string => {
     const id = firstUserId + index

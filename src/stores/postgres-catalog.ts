@@ -4,6 +4,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
 import type { Sql } from '../db/pool.ts'
+import { firstFreeId } from '../db/first-free-id.ts'
 import { cancellable } from '../lib/concurrency.ts'
 import { chunks } from '../lib/sample-data.ts'
 import type { CatalogStore, Product, SeedProductsOptions, SeedProductsResult } from './catalog.ts'
@@ -59,10 +60,7 @@ export function createPostgresCatalog (sql: Sql): CatalogStore {
 /** Appends sample products with COPY; product number n gets id n. Also used by the demo seed. */
 export async function insertSampleProducts (tx: TransactionSql, { count, seed = 42 }: SeedProductsOptions): Promise<SeedProductsResult> {
   const started = performance.now()
-  // One seeder at a time: two would pick the same first id.
-  await tx`lock table products in share row exclusive mode`
-  const [{ max }] = await tx<[{ max: number }]>`select coalesce(max(id), 0)::int8 as max from products`
-  const firstNumber = max + 1
+  const firstNumber = await firstFreeId(tx, 'products')
   const line = (index: number): string => {
     const number = firstNumber + index
     const product = sampleProduct(number, seed)
