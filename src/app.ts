@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
+import cors from '@fastify/cors'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
@@ -89,6 +90,16 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     throw new Problem('not-found', `No route answers ${request.method} ${request.url.split('?')[0]}.`)
   })
 
+  if (config.CORS_ORIGINS !== undefined) {
+    const origins = config.CORS_ORIGINS.split(',').map((origin) => origin.trim())
+    await app.register(cors, {
+      origin: origins.includes('*') ? '*' : origins,
+      methods: ['GET', 'HEAD', 'POST', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'x-request-id'],
+      exposedHeaders: ['location', 'link', 'retry-after', 'server-timing', 'x-request-id'],
+      maxAge: 600,
+    })
+  }
   await registerOpenApi(app)
   await app.register(metrics, { sql: deps.sql, compute: deps.compute, jobs: deps.jobs, upstreams: deps.upstreams })
   await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })
