@@ -8,18 +8,18 @@
 // 2. GET /datasets/{id}/rows latency (p50/p99 of sequential requests) on the first page and at a
 //    cursor 90% deep, in row order and sorted by a column.
 // 3. export throughput, CSV and NDJSON.
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import readline from 'node:readline'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { request } from 'undici'
 import { createApiKey } from '../src/auth/api-keys.ts'
+import { spawnServer, type RunningServer } from '../src/bench/servers.ts'
+import { median, percentile } from '../src/bench/statistics.ts'
 import { encodeCursor } from '../src/datasets/rows-query.ts'
 import { ensureDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
@@ -31,8 +31,6 @@ const rowCount = Number(values.rows)
 const runs = Number(values.runs)
 const log = pino({ level: 'warn' })
 
-const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!
-const percentile = (numbers: number[], p: number): number => [...numbers].sort((a, b) => a - b)[Math.min(numbers.length - 1, Math.floor(numbers.length * p))]!
 const mb = (bytes: number): string => `${(bytes / 1_048_576).toFixed(0)} MB`
 
 async function generateCsv (file: string): Promise<number> {
@@ -82,7 +80,7 @@ async function latencies (url: string, count: number): Promise<{ p50: number, p9
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-bench-'))
 await fs.chmod(dir, 0o755)
 const server = await startEmbeddedPostgres({ clusterDir: path.join(dir, 'pg'), log })
-const children: Array<ReturnType<typeof spawn>> = []
+let serve: RunningServer | undefined
 try {
   const url = await ensureDatabase(server.url, 'bench')
   const sql = createSql(url, { max: 4 })
@@ -92,19 +90,14 @@ try {
   const bytes = await generateCsv(file)
   console.log(`CSV: ${rowCount.toLocaleString('en')} rows × 6 columns, ${mb(bytes)}`)
 
-  const child = spawn(process.execPath, ['bin/data-api.js', 'serve'], {
-    env: { ...process.env, DATABASE_URL: url, PORT: '0', LOG_LEVEL: 'info', DATASET_SYNC_MAX_BYTES: String(bytes * 2) },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  // The server logs as in production (one line per request), to a file.
+  serve = await spawnServer({
+    command: process.execPath,
+    args: ['bin/data-api.js', 'serve'],
+    env: { DATABASE_URL: url, LOG_LEVEL: 'info', DATASET_SYNC_MAX_BYTES: String(bytes * 2) },
+    logFile: path.join(dir, 'serve.log'),
   })
-  children.push(child)
-  // The server logs as in production (one line per request); its stdout is read to the end.
-  const base = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => { reject(new Error(`serve exited with ${code}`)) })
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string, url?: string }
-      if (entry.msg === 'data-api listening') resolve(entry.url!)
-    })
-  })
+  const { url: base, pid } = serve
 
   // 1. Ingest, alternating the reference COPY and POST /datasets.
   const copyTimes: number[] = []
@@ -120,7 +113,7 @@ try {
 
     if (datasetId !== 0) await request(`${base}/datasets/${datasetId}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } }).then(async (response) => { await response.body.dump() })
     started = performance.now()
-    const { value: answer, peak } = await peakRss(child.pid!, async () => {
+    const { value: answer, peak } = await peakRss(pid, async () => {
       const response = await request(`${base}/datasets?name=bench`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv', 'content-length': String(bytes) },
@@ -171,7 +164,7 @@ try {
   // 3. Export throughput.
   for (const format of ['csv', 'ndjson']) {
     const started = performance.now()
-    const { value: lines, peak } = await peakRss(child.pid!, async () => {
+    const { value: lines, peak } = await peakRss(pid, async () => {
       const response = await request(`${base}/datasets/${datasetId}/export?format=${format}`)
       let count = 0
       for await (const chunk of response.body) for (const byte of chunk as Buffer) if (byte === 10) count++
@@ -183,10 +176,7 @@ try {
   }
   await sql.end()
 } finally {
-  for (const child of children) {
-    child.kill('SIGTERM')
-    await new Promise((resolve) => child.once('exit', resolve))
-  }
+  await serve?.stop()
   await server.stop()
   await fs.rm(dir, { recursive: true, force: true })
 }

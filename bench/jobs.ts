@@ -3,13 +3,12 @@
 // 1. no-op jobs per second through the worker (pg-boss fetch + settle, nothing else);
 // 2. POST /register per second against `data-api serve --no-worker` in a separate process
 //    (each request: a user row and its job in one transaction).
-import { spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import readline from 'node:readline'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
+import { spawnServer } from '../src/bench/servers.ts'
 import { loadConfig } from '../src/config.ts'
 import { ensureDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
@@ -51,15 +50,13 @@ try {
   await sql.end()
 
   // 2. POST /register against the real server in its own process.
-  const child = spawn(process.execPath, ['bin/data-api.js', 'serve', '--no-worker'], {
-    env: { ...process.env, DATABASE_URL: url, PORT: '0', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'],
+  const serve = await spawnServer({
+    command: process.execPath,
+    args: ['bin/data-api.js', 'serve', '--no-worker'],
+    env: { DATABASE_URL: url, LOG_LEVEL: 'info' },
+    logFile: path.join(dir, 'serve.log'),
   })
-  const base = await new Promise<string>((resolve) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string, url?: string }
-      if (entry.msg === 'data-api listening') resolve(entry.url!)
-    })
-  })
+  const base = serve.url
   let next = 0
   const statuses = new Map<number, number>()
   const t0 = performance.now()
@@ -72,8 +69,7 @@ try {
     }
   }))
   const seconds = (performance.now() - t0) / 1000
-  child.kill('SIGTERM')
-  await new Promise((resolve) => child.once('exit', resolve))
+  await serve.stop()
   console.log(`POST /register: ${requestCount} in ${seconds.toFixed(2)} s = ${(requestCount / seconds).toFixed(0)} req/s at concurrency ${concurrency} (statuses ${JSON.stringify(Object.fromEntries(statuses))})`)
 } finally {
   await server.stop()

@@ -68,10 +68,12 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   app.addSchema(ProblemSchema)
   const watchdog = startLoopWatchdog({ thresholdMs: config.EVENT_LOOP_BLOCK_WARN_MS, log: deps.logger })
   app.addHook('onClose', async () => { watchdog.stop() })
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: this runs on every request, and a promise per request shows.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     // 'close' comes once the response is sent or the client is gone: the request is no longer a suspect.
     reply.raw.once('close', watchdog.track({ request_id: request.id, method: request.method, route: request.routeOptions.url ?? 'unmatched' }))
+    done()
   })
 
   app.setErrorHandler(async (error, request, reply) => {

@@ -31,8 +31,8 @@ export async function describePinning (serverCpu: number, loadCpu: number): Prom
     : 'not pinned (taskset unavailable)'
 }
 
-/** Starts a server process and waits until its /healthz answers 200. */
-export async function startServer (options: { command: string, args: string[], env?: Record<string, string>, cwd?: string, cpu?: number, logFile?: string, port?: number }): Promise<RunningServer> {
+/** Spawns a server process and waits until its /healthz answers 200. */
+export async function spawnServer (options: { command: string, args: string[], env?: Record<string, string>, cwd?: string, cpu?: number, logFile?: string, port?: number }): Promise<RunningServer> {
   const port = options.port ?? await findFreePort()
   const [command, args] = await pinned(options.cpu, options.command, options.args)
   const output = options.logFile === undefined ? 'ignore' : openSync(options.logFile, 'a')

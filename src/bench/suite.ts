@@ -20,7 +20,8 @@ import { startJobQueue } from '../jobs/queue.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
 import type { BenchResults, LessonClaim, LoadRun, LoadSummary, ServerName, TargetCheck, ThroughputScenario } from './results.ts'
-import { describePinning, PROJECT_ROOT, runLoad, startServer, type RunningServer } from './servers.ts'
+import { describePinning, PROJECT_ROOT, runLoad, spawnServer, type RunningServer } from './servers.ts'
+import { median, percentile } from './statistics.ts'
 
 export interface BenchOptions {
   quick: boolean
@@ -54,8 +55,6 @@ const SCENARIOS: ScenarioSpec[] = [
   { name: 'rows page', group: 'data api', connections: 50, path: { 'data-api': '/datasets/1/rows?limit=100' } },
 ]
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-const percentile = (values: number[], p: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`
 
 function summarise (runs: LoadRun[]): LoadSummary {
@@ -124,7 +123,7 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
       ? await ensureFastapiVenv(path.join(PROJECT_ROOT, '.cache'), log)
       : undefined
     const servers: Partial<Record<ServerName, () => Promise<RunningServer>>> = {
-      'data-api': async () => await startServer({
+      'data-api': async () => await spawnServer({
         command: process.execPath,
         args: ['bin/data-api.js', 'serve'],
         // Production settings: info logging (one line per request, to a file), the in-process worker.
@@ -132,8 +131,8 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
         cpu: SERVER_CPU,
         logFile: path.join(work, 'data-api.log'),
       }),
-      'raw node:http': async () => await startServer({ command: process.execPath, args: ['bench/peers/raw-node.ts'], cpu: SERVER_CPU }),
-      'bare Fastify + postgres.js': async () => await startServer({ command: process.execPath, args: ['bench/peers/bare-fastify.ts'], env: { DATABASE_URL: databaseUrl }, cpu: SERVER_CPU }),
+      'raw node:http': async () => await spawnServer({ command: process.execPath, args: ['bench/peers/raw-node.ts'], cpu: SERVER_CPU }),
+      'bare Fastify + postgres.js': async () => await spawnServer({ command: process.execPath, args: ['bench/peers/bare-fastify.ts'], env: { DATABASE_URL: databaseUrl }, cpu: SERVER_CPU }),
       ...(python !== undefined && {
         'FastAPI (shared pool)': async () => await startFastapi({ python, databaseUrl, cpu: SERVER_CPU }),
         'FastAPI (pool per request)': async () => await startFastapi({ python, databaseUrl, cpu: SERVER_CPU }),
