@@ -17,6 +17,8 @@ import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } fro
 import { startLoopWatchdog } from './lib/loop-watchdog.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { metrics } from './plugins/metrics.ts'
+import { overload } from './plugins/overload.ts'
+import { rateLimits } from './plugins/rate-limits.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
@@ -45,6 +47,12 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 // A client-supplied request id is echoed only when it is short and plain, so it cannot forge or
 // flood log lines.
 const REQUEST_ID = /^[\w.:-]{1,128}$/
+// Request bodies parsed in memory (JSON) are small in this API; the data set upload routes stream
+// theirs and enforce DATASET_MAX_BYTES themselves.
+const BODY_LIMIT_BYTES = 64 * 1024
+// How often Node checks connections against the headers and request deadlines (its default, 30 s,
+// would let a slow client outlive HEADERS_TIMEOUT_MS by that much).
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000
 
 export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const app = Fastify({
@@ -55,6 +63,11 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
     },
     ajv: { customOptions: { removeAdditional: false } },
+    trustProxy: config.TRUST_PROXY ?? false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, config.HEADERS_TIMEOUT_MS) },
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
     // The router's own errors (an undecodable URL, a path parameter over 100 characters) come
     // before any route and bypass setErrorHandler; they are bad input like any other.
     frameworkErrors: (error, request, untypedReply) => {
@@ -102,6 +115,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       maxAge: 600,
     })
   }
+  await app.register(overload, {
+    inFlight: watchdog.inFlight,
+    concurrencyLimit: config.CONCURRENCY_LIMIT,
+    maxEventLoopDelayMs: config.OVERLOAD_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedPercent: config.OVERLOAD_HEAP_USED_PERCENT,
+  })
+  await app.register(rateLimits, { writesPerMinute: config.RATE_LIMIT_WRITES, computePerMinute: config.RATE_LIMIT_COMPUTE })
   await registerOpenApi(app)
   await app.register(metrics, { sql: deps.sql, compute: deps.compute, jobs: deps.jobs, upstreams: deps.upstreams })
   await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })

@@ -45,6 +45,15 @@ export const ConfigSchema = Type.Object({
   REQUIRE_KEY_FOR_READS: Type.Boolean({ default: false, description: 'Require an API key for reads of the Data API too (writes always need one).' }),
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*(\\*|https?://[^,\\s/]+)(\\s*,\\s*https?://[^,\\s/]+)*\\s*$', description: 'Browser origins allowed to call the API cross-origin, comma-separated (`https://app.example.com`), or `*`. Unset: no CORS headers, browsers allow same-origin calls only.' })),
   EVENT_LOOP_BLOCK_WARN_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200, description: 'When the event loop is blocked longer than this, a warning names the routes and request ids that were in flight.' }),
+  HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'A client must send its request headers within this time, or the connection is closed with 408 (slow-header clients hold sockets).' }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 300_000, description: 'A client must send its whole request, body included, within this time (408 otherwise). Raise it for large uploads over slow links, or import by URL.' }),
+  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 72_000, description: 'An idle keep-alive connection is closed after this. Longer than the 60 s idle timeout of common load balancers, so they close first.' }),
+  CONCURRENCY_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1_024, description: 'Requests one process handles at once; beyond it new requests get 503 with Retry-After at once instead of queueing for the database pool (uvicorn\'s `--limit-concurrency`). 0: no limit.' }),
+  OVERLOAD_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 100, description: 'When the mean event-loop delay over the last second exceeds this, new requests get 503 with Retry-After. 0: off.' }),
+  OVERLOAD_HEAP_USED_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 90, description: 'When the V8 heap in use exceeds this share of its limit, new requests get 503 with Retry-After. 0: off.' }),
+  RATE_LIMIT_WRITES: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 300, description: 'Writes (POST, DELETE) each API key (or, without a key, each client address) may make per minute; beyond it 429 with Retry-After. 0: no limit. Counted per process.' }),
+  RATE_LIMIT_COMPUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 60, description: '`/compute` requests each client address may make per minute; beyond it 429. 0: no limit. Counted per process.' }),
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1, description: 'Comma-separated addresses or CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed, e.g. `10.0.0.0/8`: client addresses (rate limits, logs) are then read from it. Unset: the TCP peer is the client.' })),
   READY_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000, description: '`/readyz` answers 503 when the database or the catalog store does not answer within this time.' }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'MongoDB connection URL (`mongodb://host:27017/data_api`): the catalog store behind `/products`. The database is the one in the path (default `data_api`). Unset: products live in PostgreSQL.' })),
   MONGODB_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2_000, description: 'Server selection, connect and per-operation deadline of MongoDB calls; past it `/products` answers 503.' }),
@@ -71,7 +80,10 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     const error = Value.Errors(schema, values[name])[0]
     if (error !== undefined) throw new ConfigError(name, `${describeError(error.message, schema)} (got ${JSON.stringify(raw)})`)
   }
-  return Value.Default(ConfigSchema, values) as Config
+  const config = Value.Default(ConfigSchema, values) as Config
+  // Node refuses to start a server whose headers deadline outlasts its whole-request deadline.
+  if (config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) throw new ConfigError('HEADERS_TIMEOUT_MS', `must not exceed REQUEST_TIMEOUT_MS (${config.REQUEST_TIMEOUT_MS})`)
+  return config
 }
 
 /** Strict string → value conversion: "12.5" is not an integer and "yes " is not a boolean. */

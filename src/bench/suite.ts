@@ -126,8 +126,9 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
       'data-api': async () => await spawnServer({
         command: process.execPath,
         args: ['bin/data-api.js', 'serve'],
-        // Production settings: info logging (one line per request, to a file), the in-process worker.
-        env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'info' },
+        // Production settings: info logging (one line per request, to a file), the in-process worker;
+        // but no rate limit on /compute, which one load generator must be able to saturate.
+        env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', RATE_LIMIT_COMPUTE: '0' },
         cpu: SERVER_CPU,
         logFile: path.join(work, 'data-api.log'),
       }),

@@ -11,6 +11,8 @@ export interface Suspect { request_id: string, method: string, route: string }
 export interface LoopWatchdog {
   /** A request started: call `done` when it ends (answered or aborted). */
   track: (suspect: Suspect) => () => void
+  /** Requests started and not yet ended. */
+  inFlight: () => number
   stop: () => void
 }
 
@@ -39,6 +41,7 @@ export function startLoopWatchdog ({ thresholdMs, log }: { thresholdMs: number, 
         if (inFlight.delete(suspect)) ended.push(suspect)
       }
     },
+    inFlight: () => inFlight.size,
     stop () { clearInterval(timer) },
   }
 }

@@ -11,3 +11,14 @@ export function problemResponses<S extends number> (...statuses: S[]): Record<S,
 
 /** A timestamp: a Date in handlers, an ISO 8601 string on the wire (the serializer converts it). */
 export const DateTime = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
+
+/**
+ * Adds a problem response for `status` to a route's schema, when it declares responses, from an
+ * onRoute hook: for answers a plugin gives on the route's behalf (429 from rate limits, 503 from
+ * load shedding), so that the OpenAPI document lists them.
+ */
+export function declareProblemResponse (route: { schema?: { response?: unknown } }, status: number): void {
+  const responses = route.schema?.response as Record<string, unknown> | undefined
+  // A copy: routes may share one responses object.
+  if (responses !== undefined && responses[status] === undefined) route.schema!.response = { ...responses, [status]: ProblemRef }
+}

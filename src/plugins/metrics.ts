@@ -109,6 +109,7 @@ export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upst
   })
 
   app.get('/metrics', {
+    config: { alwaysAnswer: true },
     schema: {
       tags: ['health'],
       summary: 'Prometheus metrics',

@@ -1,4 +1,4 @@
-// Liveness and readiness. /healthz does no I/O, so it stays fast whatever the load; /readyz asks
+// Liveness and readiness, never shed under load. /healthz does no I/O, so it stays fast whatever the load; /readyz asks
 // PostgreSQL and the catalog store at once and answers 503 when either does not reply within
 // READY_TIMEOUT_MS.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
@@ -15,6 +15,7 @@ const StoreKind = Type.Union([Type.Literal('postgres'), Type.Literal('mongodb')]
 
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { sql, catalog, readyTimeoutMs }) => {
   app.get('/healthz', {
+    config: { alwaysAnswer: true },
     schema: {
       tags: ['health'],
       summary: 'Liveness: the process is up and its event loop turns',
@@ -23,6 +24,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
   }, async () => ({ status: 'ok' as const }))
 
   app.get('/readyz', {
+    config: { alwaysAnswer: true },
     schema: {
       tags: ['health'],
       summary: 'Readiness: the database and the catalog store answer',
