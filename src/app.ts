@@ -96,7 +96,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       request.log.error({ err: error }, 'unhandled error')
       return await reply.code(500).type('application/problem+json').send(internalErrorBody(request.id, instance))
     }
-    if (problem.status >= 500) request.log.warn({ err: error }, problem.message)
+    // Load shedding is expected under overload and counted in /metrics: a log line per shed request
+    // would add to the overload it answers.
+    if (problem.status >= 500 && problem.code !== 'service-unavailable') request.log.warn({ err: error }, problem.message)
     if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds))
     if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="data-api"')
     return await reply.code(problem.status).type('application/problem+json').send(problemBody(problem, request.id, instance))

@@ -16,6 +16,7 @@ export async function measureLoad ({ url, connections, durationSeconds }: LoadOp
     p99: result.latency.p99,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
+    statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0])),
   }
 }
 

@@ -5,7 +5,11 @@
 export type ServerName = 'data-api' | 'raw node:http' | 'bare Fastify + postgres.js' | 'FastAPI (shared pool)' | 'FastAPI (pool per request)'
 
 /** One load-generator run; latencies in ms. */
-export interface LoadRun { rps: number, p50: number, p90: number, p99: number, errors: number, non2xx: number }
+export interface LoadRun {
+  rps: number, p50: number, p90: number, p99: number, errors: number, non2xx: number
+  /** Responses by status code. */
+  statuses?: Record<string, number>
+}
 
 export interface LoadSummary { runs: LoadRun[], median: LoadRun, rpsMin: number, rpsMax: number }
 

@@ -15,6 +15,10 @@ export function createSql (url: string, { max, applicationName = 'data-api' }: P
     idle_timeout: 60,
     // Fail fast when the server is down: requests answer 503 instead of queueing for 30 s.
     connect_timeout: 5,
+    // Seconds before a closed connection reconnects, while queries wait for it. postgres.js grows it
+    // to 10-20 s after a few failed attempts, so during an outage every request would wait that long
+    // to learn the database is down; capped, they learn it within half a second.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     connection: { application_name: applicationName },
     onnotice: () => {},
     types: {

@@ -48,7 +48,9 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
     monitorIntervalSeconds: config.JOB_SUPERVISE_INTERVAL_SECONDS,
     useListenNotify: true,
   })
-  boss.on('error', (error) => { log.error({ err: error }, 'job queue error') })
+  // Not the error itself: pg's errors carry the whole client object (connection parameters, type
+  // tables), kilobytes per line while the database is down.
+  boss.on('error', (error: Error & { code?: string }) => { log.error({ err: { type: error.name, message: error.message, code: error.code, stack: error.stack } }, 'job queue error') })
   await boss.start()
   for (const name of TASK_NAMES) {
     const options = {

@@ -1,0 +1,135 @@
+// Fault injection against the real service process (`data-api serve`): its PostgreSQL stopped while
+// requests are in flight, then restarted; and a flood of clients beyond what it can serve.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { runLoad, spawnServer, type RunningServer } from '../src/bench/servers.ts'
+import { ensureDatabase } from '../src/db/database.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { createSql } from '../src/db/pool.ts'
+import { percentile } from '../src/bench/statistics.ts'
+import { createTestDatabase } from './helpers/database.ts'
+import { delay } from './helpers/http.ts'
+import { startServe, type ServeProcess } from './helpers/process.ts'
+
+interface Answer { status: number, type?: string, retryAfter: string | null, ms: number, endedAt: number }
+
+async function get (url: string): Promise<Answer> {
+  const started = performance.now()
+  const response = await fetch(url)
+  const body = await response.text()
+  const type = response.headers.get('content-type')?.startsWith('application/problem+json') === true ? (JSON.parse(body) as { type: string }).type : undefined
+  const endedAt = performance.now()
+  return { status: response.status, type, retryAfter: response.headers.get('retry-after'), ms: endedAt - started, endedAt }
+}
+
+async function stopServe (serve: ServeProcess): Promise<number | null> {
+  serve.child.kill('SIGTERM')
+  return await serve.exited
+}
+
+describe('PostgreSQL stopped while requests are in flight', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-faults-'))
+  await fs.chmod(dir, 0o755) // the embedded server may run as another user
+  let postgres: EmbeddedPostgres | undefined
+  let serve: ServeProcess | undefined
+  after(async () => {
+    if (serve !== undefined && serve.child.exitCode === null) await stopServe(serve)
+    await postgres?.stop()
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+  const log = pino({ level: 'silent' })
+  const clusterDir = path.join(dir, 'pg')
+  postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false })
+  const port = postgres.port
+  const databaseUrl = await ensureDatabase(postgres.url, 'data_api')
+  serve = await startServe({ DATABASE_URL: databaseUrl, DATA_DIR: dir, SHUTDOWN_GRACE_MS: '2000' })
+  const sql = createSql(databaseUrl, { max: 1 })
+  await sql`insert into users (id, name, email) values (1, 'Ada', 'ada@example.com') on conflict do nothing`
+  await sql.end()
+
+  it('answers 503 problems at once, never hangs, and recovers when PostgreSQL is back', async (t) => {
+    assert.ok(postgres !== undefined && serve !== undefined)
+    const { logs } = serve
+    t.after(() => { console.log(logs.filter((entry) => Number(entry.level) >= 40).map((entry) => `${String(entry.level)} ${String(entry.msg)} ${JSON.stringify((entry.err as { message?: string, stack?: string } | undefined)?.stack)}`).join("\n")) })
+    assert.equal((await get(`${serve.url}/users/1`)).status, 200)
+    // Three requests holding a query for 3 s each when the server goes down.
+    const inFlight = Array.from({ length: 3 }, async () => await get(`${serve.url}/slow?delay_ms=3000`))
+    await delay(500)
+    const stoppedAt = performance.now()
+    await postgres.stop()
+    postgres = undefined
+
+    // While it is down: a request every 50 ms for 2 s.
+    const duringOutage: Answer[] = []
+    while (performance.now() - stoppedAt < 2000) {
+      duringOutage.push(await get(`${serve.url}/users/1`))
+      await delay(50)
+    }
+    for (const answer of await Promise.all(inFlight)) {
+      assert.equal(answer.status, 503)
+      assert.equal(answer.type, '/problems/database-unavailable')
+      assert.ok(answer.endedAt - stoppedAt < 2000, `an in-flight request ended ${(answer.endedAt - stoppedAt).toFixed(0)} ms after the stop`)
+    }
+    assert.ok(duringOutage.length >= 5)
+    for (const answer of duringOutage) {
+      assert.equal(answer.status, 503)
+      assert.equal(answer.type, '/problems/database-unavailable')
+      assert.equal(answer.retryAfter, '1')
+      assert.ok(answer.ms < 1000, `a request during the outage took ${answer.ms.toFixed(0)} ms: ${duringOutage.map((a) => a.ms.toFixed(0)).join(" ")}`)
+    }
+    assert.equal((await get(`${serve.url}/healthz`)).status, 200, 'liveness does not depend on the database')
+    assert.equal((await get(`${serve.url}/readyz`)).status, 503)
+
+    // Back on the same port: the same process serves again, its pool reconnecting by itself.
+    postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false, port })
+    const restartedAt = performance.now()
+    let answer = await get(`${serve.url}/users/1`)
+    while (answer.status !== 200 && performance.now() - restartedAt < 15_000) {
+      await delay(100)
+      answer = await get(`${serve.url}/users/1`)
+    }
+    assert.equal(answer.status, 200, `serving again ${(performance.now() - restartedAt).toFixed(0)} ms after the restart`)
+    assert.equal((await get(`${serve.url}/readyz`)).status, 200)
+    assert.equal(serve.child.exitCode, null, 'the service process never exited')
+    assert.equal(await stopServe(serve), 0)
+  })
+})
+
+describe('a flood beyond capacity', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-flood-'))
+  let server: RunningServer | undefined
+  after(async () => {
+    await server?.stop()
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+  const database = await createTestDatabase({ after })
+  await database.sql`insert into users (id, name, email) values (1, 'Ada', 'ada@example.com')`
+  // Logging at warn: one line per request would cost the flood (and this test) more than the requests.
+  server = await spawnServer({ command: process.execPath, args: ['bin/data-api.js', 'serve'], env: { DATABASE_URL: database.url, DATA_DIR: dir, LOG_LEVEL: 'warn', CONCURRENCY_LIMIT: '32', COMPUTE_THREADS: '1' } })
+  const base = server.url
+
+  it('sheds with 503 and 429 while /healthz stays under 50 ms', async () => {
+    const floods = Promise.all([
+      runLoad({ url: `${base}/dashboard?user_id=1`, connections: 128, durationSeconds: 4 }, undefined),
+      // Small tasks: the flood is of requests past the rate limit, not of CPU work.
+      runLoad({ url: `${base}/compute?n=10000`, connections: 10, durationSeconds: 4 }, undefined),
+    ])
+    await delay(1000) // the load generators start and ramp up
+    const health: number[] = []
+    for (let i = 0; i < 25; i++) {
+      const answer = await get(`${base}/healthz`)
+      assert.equal(answer.status, 200)
+      health.push(answer.ms)
+      await delay(80)
+    }
+    const [dashboard, compute] = await floods
+    assert.ok((dashboard.statuses?.['503'] ?? 0) > 0, `the dashboard flood got 503s: ${JSON.stringify(dashboard)}`)
+    assert.ok((compute.statuses?.['429'] ?? 0) > 0, `the compute flood got 429s: ${JSON.stringify(compute)}`)
+    assert.ok((dashboard.statuses?.['200'] ?? 0) > 0, 'and kept serving what it could')
+    assert.ok(percentile(health, 0.9) < 50, `/healthz p90 ${percentile(health, 0.9).toFixed(1)} ms, max ${Math.max(...health).toFixed(1)} ms`)
+  })
+})
