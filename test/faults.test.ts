@@ -6,9 +6,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
-import { runLoad, spawnServer, type RunningServer } from '../src/bench/servers.ts'
+import { runLoad, spawnServer } from '../src/bench/servers.ts'
 import { ensureDatabase } from '../src/db/database.ts'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createSql } from '../src/db/pool.ts'
 import { percentile } from '../src/bench/statistics.ts'
 import { createTestDatabase } from './helpers/database.ts'
@@ -32,36 +32,30 @@ async function stopServe (serve: ServeProcess): Promise<number | null> {
 }
 
 describe('PostgreSQL stopped while requests are in flight', async () => {
+  // Closed in reverse order after the file, whatever was started before a failure.
+  const resources = new AsyncDisposableStack()
+  after(async () => { await resources.disposeAsync() })
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-faults-'))
+  resources.defer(async () => { await fs.rm(dir, { recursive: true, force: true }) })
   await fs.chmod(dir, 0o755) // the embedded server may run as another user
-  let postgres: EmbeddedPostgres | undefined
-  let serve: ServeProcess | undefined
-  after(async () => {
-    if (serve !== undefined && serve.child.exitCode === null) await stopServe(serve)
-    await postgres?.stop()
-    await fs.rm(dir, { recursive: true, force: true })
-  })
   const log = pino({ level: 'silent' })
   const clusterDir = path.join(dir, 'pg')
-  postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false })
-  const port = postgres.port
+  let postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false })
+  resources.defer(async () => { await postgres.stop() }) // the one running then
   const databaseUrl = await ensureDatabase(postgres.url, 'data_api')
-  serve = await startServe({ DATABASE_URL: databaseUrl, DATA_DIR: dir, SHUTDOWN_GRACE_MS: '2000' })
+  const serve = await startServe({ DATABASE_URL: databaseUrl, DATA_DIR: dir, SHUTDOWN_GRACE_MS: '2000' })
+  resources.defer(async () => { if (serve.child.exitCode === null) await stopServe(serve) })
   const sql = createSql(databaseUrl, { max: 1 })
   await sql`insert into users (id, name, email) values (1, 'Ada', 'ada@example.com') on conflict do nothing`
   await sql.end()
 
-  it('answers 503 problems at once, never hangs, and recovers when PostgreSQL is back', async (t) => {
-    assert.ok(postgres !== undefined && serve !== undefined)
-    const { logs } = serve
-    t.after(() => { console.log(logs.filter((entry) => Number(entry.level) >= 40).map((entry) => `${String(entry.level)} ${String(entry.msg)} ${JSON.stringify((entry.err as { message?: string, stack?: string } | undefined)?.stack)}`).join("\n")) })
+  it('answers 503 problems at once, never hangs, and recovers when PostgreSQL is back', async () => {
     assert.equal((await get(`${serve.url}/users/1`)).status, 200)
     // Three requests holding a query for 3 s each when the server goes down.
     const inFlight = Array.from({ length: 3 }, async () => await get(`${serve.url}/slow?delay_ms=3000`))
     await delay(500)
     const stoppedAt = performance.now()
     await postgres.stop()
-    postgres = undefined
 
     // While it is down: a request every 50 ms for 2 s.
     const duringOutage: Answer[] = []
@@ -85,7 +79,7 @@ describe('PostgreSQL stopped while requests are in flight', async () => {
     assert.equal((await get(`${serve.url}/readyz`)).status, 503)
 
     // Back on the same port: the same process serves again, its pool reconnecting by itself.
-    postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false, port })
+    postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false, port: postgres.port })
     const restartedAt = performance.now()
     let answer = await get(`${serve.url}/users/1`)
     while (answer.status !== 200 && performance.now() - restartedAt < 15_000) {
@@ -100,16 +94,15 @@ describe('PostgreSQL stopped while requests are in flight', async () => {
 })
 
 describe('a flood beyond capacity', async () => {
+  const resources = new AsyncDisposableStack()
+  after(async () => { await resources.disposeAsync() })
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-flood-'))
-  let server: RunningServer | undefined
-  after(async () => {
-    await server?.stop()
-    await fs.rm(dir, { recursive: true, force: true })
-  })
+  resources.defer(async () => { await fs.rm(dir, { recursive: true, force: true }) })
   const database = await createTestDatabase({ after })
   await database.sql`insert into users (id, name, email) values (1, 'Ada', 'ada@example.com')`
   // Logging at warn: one line per request would cost the flood (and this test) more than the requests.
-  server = await spawnServer({ command: process.execPath, args: ['bin/data-api.js', 'serve'], env: { DATABASE_URL: database.url, DATA_DIR: dir, LOG_LEVEL: 'warn', CONCURRENCY_LIMIT: '32', COMPUTE_THREADS: '1' } })
+  const server = await spawnServer({ command: process.execPath, args: ['bin/data-api.js', 'serve'], env: { DATABASE_URL: database.url, DATA_DIR: dir, LOG_LEVEL: 'warn', CONCURRENCY_LIMIT: '32', COMPUTE_THREADS: '1' } })
+  resources.defer(async () => { await server.stop() })
   const base = server.url
 
   it('sheds with 503 and 429 while /healthz stays under 50 ms', async () => {

@@ -4,29 +4,21 @@
 //   ensureFastapiVenv(cacheDir, log)                     → the venv's python (built once per requirements)
 //   startFastapi({ python, databaseUrl, port?, cpu? })   → { url, pid, pinnedCpu, output(), stop() }
 //
-// The venv is rebuilt only when requirements.txt or the base python3 changes (a stamp file in it
-// holds both). uvicorn runs bench/peers/fastapi/app.py with one worker (uvloop and httptools, which
+// uvicorn runs bench/peers/fastapi/app.py with one worker (uvloop and httptools, which
 // uvicorn[standard] installs and uvicorn picks by itself), access log off.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import fs from 'node:fs/promises'
+import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import { findFreePort } from '../db/embedded-postgres.ts'
 import { stopProcess } from '../lib/child-process.ts'
+import { ensureVenv } from '../lib/python-venv.ts'
 import { hasTaskset, pinned, PROJECT_ROOT } from './servers.ts'
-
-const execFileAsync = promisify(execFile)
 
 /** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */
 export const FASTAPI_PEER_DIR = path.join(PROJECT_ROOT, 'bench', 'peers', 'fastapi')
 const REQUIREMENTS = path.join(FASTAPI_PEER_DIR, 'requirements.txt')
 const VENV_NAME = 'fastapi-venv'
-const STAMP_FILE = '.data-api-requirements'
-const BASE_PYTHON = 'python3'
-const INSTALL_TIMEOUT_MS = 15 * 60_000
 const START_TIMEOUT_MS = 30_000
 const POLL_INTERVAL_MS = 100
 const STDERR_KEPT_CHARS = 8_000
@@ -54,58 +46,9 @@ export interface FastapiPeer {
   stop: () => Promise<void>
 }
 
-/**
- * Makes `<cacheDir>/fastapi-venv` with `python3 -m venv` and installs requirements.txt into it,
- * unless it is already there for the same requirements and python3. Returns the venv's python.
- */
+/** `<cacheDir>/fastapi-venv` with requirements.txt installed (built once); returns the venv's python. */
 export async function ensureFastapiVenv (cacheDir: string, log: (line: string) => void): Promise<string> {
-  const venv = path.join(path.resolve(cacheDir), VENV_NAME)
-  const requirements = await fs.readFile(REQUIREMENTS)
-  const stamp = `${createHash('sha256').update(requirements).digest('hex')} ${await basePythonVersion()}\n`
-  if (!await isBuilt(venv, stamp)) await buildVenv(venv, stamp, log)
-  return venvPython(venv)
-}
-
-function venvPython (venv: string): string {
-  return path.join(venv, 'bin', 'python')
-}
-
-async function isBuilt (venv: string, stamp: string): Promise<boolean> {
-  return await readText(path.join(venv, STAMP_FILE)) === stamp && await exists(venvPython(venv))
-}
-
-/**
- * Builds the venv beside its final name and renames it into place, stamp included: an interrupted
- * build never leaves a half-made venv, and two builds at once (test files run in parallel) never
- * mix their files; the second to finish keeps the first one's. A renamed venv works as long as it
- * is used as `python -m …`, which is all we do (only the shebangs of its bin/ scripts keep the
- * build's path).
- */
-async function buildVenv (venv: string, stamp: string, log: (line: string) => void): Promise<void> {
-  log(`building the FastAPI peer's virtual environment in ${venv} (pip install, needs PyPI; first run only)…`)
-  const started = performance.now()
-  const partial = `${venv}.${process.pid}.partial`
-  await fs.mkdir(path.dirname(venv), { recursive: true })
-  await fs.rm(partial, { recursive: true, force: true })
-  try {
-    await run(BASE_PYTHON, ['-m', 'venv', partial], 'python3 -m venv',
-      ' (on Debian and Ubuntu, `python3 -m venv` needs the python3-venv package)')
-    await run(venvPython(partial), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], 'pip install',
-      ` (it installs ${path.relative(PROJECT_ROOT, REQUIREMENTS)} from PyPI: is the network reachable?)`)
-    await fs.writeFile(path.join(partial, STAMP_FILE), stamp)
-    if (!await isBuilt(venv, stamp)) {
-      await fs.rm(venv, { recursive: true, force: true })
-      try {
-        await fs.rename(partial, venv)
-      } catch (error) {
-        // Another build renamed its venv into place in between: use that one.
-        if (!await isBuilt(venv, stamp)) throw error
-      }
-    }
-  } finally {
-    await fs.rm(partial, { recursive: true, force: true })
-  }
-  log(`built ${venv} in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  return await ensureVenv({ venv: path.join(cacheDir, VENV_NAME), requirements: REQUIREMENTS, purpose: 'the FastAPI peer', log })
 }
 
 /** Starts uvicorn on app.py and resolves once GET /healthz answers 200. */
@@ -177,37 +120,6 @@ async function waitUntilHealthy (child: ChildProcess, url: string, output: () =>
 }
 
 
-/** "Python 3.11.7 /usr/bin/python3.11": a new python3 (version or install) means a new venv. */
-async function basePythonVersion (): Promise<string> {
-  try {
-    const { stdout } = await execFileAsync(BASE_PYTHON, ['-c', 'import platform, sys; print("Python", platform.python_version(), sys.executable)'])
-    return stdout.trim()
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`the FastAPI peer needs Python 3 (${BASE_PYTHON}), which was not found on PATH. Install Python 3.9 or later with its venv module.`, { cause: error })
-    }
-    throw new Error(`\`${BASE_PYTHON}\` does not run: ${stderrOf(error)}`, { cause: error })
-  }
-}
-
-async function run (command: string, args: string[], what: string, hint: string): Promise<void> {
-  try {
-    await execFileAsync(command, args, {
-      cwd: FASTAPI_PEER_DIR,
-      env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
-      timeout: INSTALL_TIMEOUT_MS,
-      maxBuffer: 64 * 1024 * 1024,
-    })
-  } catch (error) {
-    throw new Error(`\`${what}\` failed while building the FastAPI peer's virtual environment${hint}:\n${stderrOf(error)}`, { cause: error })
-  }
-}
-
-function stderrOf (error: unknown): string {
-  const stderr = ((error as { stderr?: string }).stderr ?? '').trim()
-  return (stderr === '' ? (error as Error).message : stderr).slice(-STDERR_KEPT_CHARS)
-}
-
 async function assertPortFree (port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = net.createServer()
@@ -216,12 +128,4 @@ async function assertPortFree (port: number): Promise<void> {
     })
     server.listen(port, '127.0.0.1', () => { server.close(() => { resolve() }) })
   })
-}
-
-async function readText (file: string): Promise<string | undefined> {
-  return await fs.readFile(file, 'utf8').catch(() => undefined)
-}
-
-async function exists (file: string): Promise<boolean> {
-  return await fs.access(file).then(() => true, () => false)
 }
