@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { buildTestApp } from './helpers/app.ts'
@@ -40,5 +41,50 @@ describe('OpenAPI and docs', () => {
     assert.ok(script !== undefined, 'the page loads a script')
     const js = await app.inject({ url: new URL(script, 'http://x/docs/').pathname })
     assert.equal(js.statusCode, 200)
+  })
+
+  it('sends security headers with the /docs HTML: a CSP allowing its inline script by hash', async () => {
+    const response = await app.inject({ url: '/docs/' })
+    assert.match(String(response.headers['content-type']), /^text\/html/)
+    const csp = String(response.headers['content-security-policy'])
+    const directives = new Map(csp.split(';').map((directive) => {
+      const [name = '', ...sources] = directive.trim().split(/\s+/)
+      return [name, sources]
+    }))
+    const inlineScripts = [...response.body.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map(([, body]) => body!)
+    assert.equal(inlineScripts.length, 1, 'the page has one inline script')
+    const hash = createHash('sha256').update(inlineScripts[0]!).digest('base64')
+    assert.deepEqual(directives.get('script-src'), ["'self'", `'sha256-${hash}'`], 'scripts: ours, and the inline one by its hash only')
+    assert.deepEqual(directives.get('default-src'), ["'self'"])
+    assert.deepEqual(directives.get('connect-src'), ["'self'"])
+    assert.deepEqual(directives.get('frame-ancestors'), ["'none'"])
+    assert.deepEqual(directives.get('object-src'), ["'none'"])
+    assert.ok(!csp.includes('unsafe-eval'))
+    assert.equal(response.headers['x-content-type-options'], 'nosniff')
+    assert.equal(response.headers['x-frame-options'], 'DENY')
+    assert.equal(response.headers['referrer-policy'], 'no-referrer')
+    assert.equal(response.headers['cross-origin-opener-policy'], 'same-origin')
+    assert.equal(response.headers['strict-transport-security'], undefined, 'HSTS is left to the TLS terminator')
+    const script = await app.inject({ url: '/docs/js/scalar.js' })
+    assert.equal(script.headers['x-content-type-options'], 'nosniff', 'the docs script is covered too')
+    assert.equal((await app.inject({ url: '/favicon.ico' })).statusCode, 204)
+  })
+
+  it('leaves the JSON API\'s responses alone: only the docs routes run helmet\'s hooks', async () => {
+    // printRoutes nests routes under a top-level path (/docs/ and its script under /docs, /users/:id
+    // under /users), each with its hooks listed by function name.
+    const topLevelWithHelmet = new Set<string>()
+    let topLevel = ''
+    for (const line of app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')) {
+      topLevel = /^[├└]── (\/\S*) \(/.exec(line)?.[1] ?? topLevel
+      if (/helmet/i.test(line)) topLevelWithHelmet.add(topLevel)
+    }
+    assert.deepEqual([...topLevelWithHelmet].sort(), ['/docs', '/favicon.ico'])
+    for (const url of ['/healthz', '/openapi.json', '/users/1']) {
+      const response = await app.inject({ url })
+      for (const header of ['content-security-policy', 'x-content-type-options', 'x-frame-options', 'referrer-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy']) {
+        assert.equal(response.headers[header], undefined, `${url} has no ${header}`)
+      }
+    }
   })
 })

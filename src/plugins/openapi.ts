@@ -1,8 +1,14 @@
 // OpenAPI 3.1 generated from the route schemas (/openapi.json) and a browsable reference (/docs)
 // served from the installed @scalar package: no CDN, no fonts or telemetry fetched from elsewhere.
+// The reference is the service's only HTML, so it alone carries browser security headers
+// (Content-Security-Policy and the rest, via @fastify/helmet): they are registered in a context of
+// their own holding just the /docs routes, and the JSON routes run no hook for them.
+import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
+import Fastify from 'fastify'
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import swagger from '@fastify/swagger'
-import scalar from '@scalar/fastify-api-reference'
+import scalar, { type FastifyApiReferenceOptions } from '@scalar/fastify-api-reference'
 import type { App } from '../app.ts'
 
 const { version, description } = createRequire(import.meta.url)('../../package.json') as { version: string, description: string }
@@ -18,18 +24,91 @@ export async function registerOpenApi (app: App): Promise<void> {
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => (json.$id as string | undefined) ?? `def-${index}` },
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  await app.register(scalar, {
-    routePrefix: '/docs',
-    logLevel: 'warn',
-    configuration: {
-      url: '/openapi.json',
-      title: 'data-api reference',
-      withDefaultFonts: false,
-      showDeveloperTools: 'never',
-      telemetry: false,
-      agent: { disabled: true },
-    },
+  const scriptHashes = inlineScriptHashes(await renderDocsPage(DOCS))
+  // Encapsulated: both plugins use fastify-plugin, so their hooks and routes land in this context.
+  // (Registered at the root, helmet would run two onRequest hooks, one async, on every request.)
+  await app.register(async function docs (context) {
+    await context.register(helmet, docsSecurityHeaders(scriptHashes))
+    await context.register(scalar, DOCS)
+    // Browsers ask for it with every page: without it /docs would log a 404 (here and in the
+    // browser console) on each visit.
+    context.get('/favicon.ico', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => await reply.code(204).send())
   })
+}
+
+const DOCS = {
+  routePrefix: '/docs',
+  logLevel: 'warn',
+  configuration: {
+    url: '/openapi.json',
+    title: 'data-api reference',
+    withDefaultFonts: false,
+    showDeveloperTools: 'never',
+    telemetry: false,
+    agent: { disabled: true },
+    // The "Open API Client" link would send our spec URL to client.scalar.com; the built-in client
+    // ("Test Request") works here, offline.
+    hideClientButton: true,
+  },
+} satisfies FastifyApiReferenceOptions
+
+/**
+ * Headers for the /docs page and its script: a CSP under which the reference works offline and can
+ * load or reach nothing beyond this origin (test/docs-browser.test.ts checks it in Chromium), plus
+ * helmet's other defaults: X-Content-Type-Options nosniff, Referrer-Policy no-referrer,
+ * Cross-Origin-Opener-Policy and -Resource-Policy same-origin, Origin-Agent-Cluster…
+ */
+function docsSecurityHeaders (scriptHashes: string[]): FastifyHelmetOptions {
+  return {
+    contentSecurityPolicy: {
+      useDefaults: false, // exactly these directives, not helmet's defaults merged in
+      directives: {
+        defaultSrc: ["'self'"],
+        // js/scalar.js comes from here; the page's one inline script (Scalar.createApiReference with
+        // our configuration) is allowed by its hash, not by 'unsafe-inline'. No 'unsafe-eval':
+        // Zod, inside scalar.js, probes for eval once and works without it.
+        scriptSrc: ["'self'", ...scriptHashes.map((hash) => `'sha256-${hash}'`)],
+        // scalar.js injects <style> elements (its stylesheet, the code editor's themes) and Vue sets
+        // style attributes at run time: styles, unlike scripts, cannot be hashed ahead.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        // Its CSS draws icons as data: SVGs (mask-image, background-image).
+        imgSrc: ["'self'", 'data:'],
+        // /openapi.json, and the requests "Test Request" sends: to this API, no proxy.
+        connectSrc: ["'self'"],
+        // withDefaultFonts: false — system fonts; the default ones would come from fonts.scalar.com.
+        fontSrc: ["'none'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: 'deny' }, // X-Frame-Options, for browsers older than frame-ancestors
+    // HSTS is for whoever terminates TLS to set for the whole host, not for one page served over HTTP.
+    strictTransportSecurity: false,
+  }
+}
+
+/**
+ * The /docs HTML exactly as the plugin serves it with these options, rendered once at start on a
+ * scratch instance: the page depends on the options only, so its inline script's hash is fixed.
+ */
+async function renderDocsPage (options: typeof DOCS): Promise<string> {
+  const scratch = Fastify()
+  try {
+    await scratch.register(scalar, options)
+    const response = await scratch.inject({ url: `${options.routePrefix}/` })
+    if (response.statusCode !== 200) throw new Error(`rendering ${options.routePrefix}/ for its CSP hashes answered ${response.statusCode}`)
+    return response.body
+  } finally {
+    await scratch.close()
+  }
+}
+
+/** Base64 SHA-256 of each inline <script> (one without src), as CSP 'sha256-…' sources want them. */
+function inlineScriptHashes (html: string): string[] {
+  return [...html.matchAll(/<script\b(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/gi)]
+    .map(([, body]) => createHash('sha256').update(body!).digest('base64'))
 }
 
 interface Operation {
