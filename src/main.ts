@@ -8,6 +8,7 @@ import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
 import { seedUsersAndOrders } from './db/seed.ts'
 import { serve, work } from './server.ts'
+import { serveCluster } from './cluster.ts'
 import { openCatalogStore } from './stores/catalog.ts'
 
 function setUp (): { config: Config, logger: Logger } {
@@ -43,7 +44,14 @@ const program = new Command('data-api')
 program.command('serve')
   .description('Run the HTTP API (with an embedded PostgreSQL when DATABASE_URL is unset) and, unless --no-worker, a job worker')
   .option('--no-worker', 'do not run a job worker in this process (run `data-api worker` separately)')
-  .action(async (options: { worker: boolean }) => { await run(async (config, logger) => { await serve(config, logger, options) }) })
+  .option('--workers <n>', 'run the API in n processes sharing the port (node:cluster), supervised by this one', positiveInteger)
+  .action(async (options: { worker: boolean, workers?: number }) => {
+    const { workers } = options
+    await run(async (config, logger) => {
+      if (workers === undefined) await serve(config, logger, options)
+      else await serveCluster(config, logger, { workers, worker: options.worker })
+    })
+  })
 
 program.command('migrate')
   .description('Apply pending database migrations and exit (also done by serve at start)')

@@ -1,5 +1,7 @@
 // Runs the service: open the database (embedded or DATABASE_URL), migrate, build the app, listen;
 // and take it down in order on SIGTERM/SIGINT. buildApp knows nothing of processes or signals.
+// `serve --workers N` (src/cluster.ts) runs startServer in each of its worker processes.
+import cluster from 'node:cluster'
 import type { Logger } from 'pino'
 import { buildApp, type App } from './app.ts'
 import type { Config } from './config.ts'
@@ -33,16 +35,13 @@ export async function startServer (config: Config, logger: Logger, { worker = tr
   const compute = createComputePools(config)
   resources.defer(async () => { await compute.close() })
 
-  const applied = await migrate(database.sql)
-  if (applied.length > 0) logger.info({ applied }, 'migrations applied')
-  if (database.isEmbedded && config.SEED_DEMO && await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
-
+  await migrateLogged(database, logger)
   const catalog = await openCatalogStore(config, database.sql, logger)
   resources.defer(async () => { await catalog.close() })
   logger.info({ store: catalog.kind }, 'catalog store opened')
 
   const jobs = await startJobs(resources, config, logger, database, { worker })
-  if (database.isEmbedded && config.SEED_DEMO && await seedDemoDataset(database.sql, jobs)) logger.info('demo data set loaded: GET /datasets')
+  await seedDemoData(database, jobs, config, logger)
 
   const upstreams = createUpstreams(config)
   resources.defer(async () => { await upstreams.close() })
@@ -53,6 +52,22 @@ export async function startServer (config: Config, logger: Logger, { worker = tr
 
   const owned = resources.move() // started: from here on, closing is the caller's call
   return { app, database, url, close: async () => { await owned.disposeAsync() } }
+}
+
+/** Applies pending migrations (under an advisory lock: processes starting together are safe). */
+export async function migrateLogged (database: Database, logger: Logger): Promise<void> {
+  const applied = await migrate(database.sql)
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied')
+}
+
+/**
+ * The demo data, into a database we started ourselves (never into a DATABASE_URL one), once: a
+ * seed_log row guards each part. `serve --workers` runs this in the primary, before forking.
+ */
+export async function seedDemoData (database: Database, jobs: JobQueue, config: Config, logger: Logger): Promise<void> {
+  if (!database.isEmbedded || !config.SEED_DEMO) return
+  if (await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
+  if (await seedDemoDataset(database.sql, jobs)) logger.info('demo data set loaded: GET /datasets')
 }
 
 async function closeApp (app: App, graceMs: number, logger: Logger): Promise<void> {
@@ -76,14 +91,18 @@ export async function serve (config: Config, logger: Logger, options: { worker?:
   exitOnSignal(server.close, logger, config.SHUTDOWN_GRACE_MS)
 }
 
+/** Starts the shutdown of exitOnSignal for another reason; exits with `exitCode` once closed cleanly. */
+export type ShutDown = (reason: Record<string, unknown>, exitCode: number, options?: { mayForce?: boolean }) => void
+
 /**
  * The first SIGTERM/SIGINT (or a crash) closes everything and exits: 0 when clean, 1 otherwise.
  * npm passes a terminal's Ctrl-C on to its child, so one key press can arrive twice: only a signal
  * more than a second after the first means "stop now". A hard deadline bounds the whole shutdown.
+ * Returns the same shutdown, for callers that have reasons of their own to stop.
  */
-export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceMs: number): void {
+export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceMs: number): ShutDown {
   let firstSignalAt: number | undefined
-  const shutDown = (reason: Record<string, unknown>, exitCode: number, { mayForce = true } = {}): void => {
+  const shutDown: ShutDown = (reason, exitCode, { mayForce = true } = {}) => {
     if (firstSignalAt !== undefined) {
       if (mayForce && Date.now() - firstSignalAt > 1000) {
         logger.warn(reason, 'second signal: exiting now')
@@ -113,13 +132,15 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
   })
   // `npm start` does not pass a SIGTERM sent to npm on to us: npm exits and we are re-parented.
   // Treat losing the npm parent as the SIGTERM it swallowed, so no server (and no PostgreSQL)
-  // outlives the `npm start` it belongs to.
-  if (process.env.npm_lifecycle_event !== undefined) {
+  // outlives the `npm start` it belongs to. (A cluster worker's parent is the primary, not npm;
+  // node:cluster ends the worker when the primary is gone.)
+  if (process.env.npm_lifecycle_event !== undefined && cluster.isPrimary) {
     const npmPid = process.ppid
     setInterval(() => {
       if (process.ppid !== npmPid) shutDown({ reason: 'npm (the parent process) exited' }, 0, { mayForce: false })
     }, 250).unref()
   }
+  return shutDown
 }
 
 /** `data-api worker`: the job worker alone, on DATABASE_URL or the embedded database. */

@@ -18,26 +18,34 @@ export interface Database extends AsyncDisposable {
   close: () => Promise<void>
 }
 
-/**
- * `attach`: when another data-api process is running the embedded server of DATA_DIR, use it rather
- * than refusing (for one-off commands and workers beside a running `serve`).
- */
-export async function openDatabase (config: Config, log: Logger, poolOptions: { max?: number, attach?: boolean } = {}): Promise<Database> {
+export interface OpenDatabaseOptions {
+  /** Connections in this process's pool; default DATABASE_POOL_MAX. */
+  max?: number
+  /**
+   * When another data-api process is running the embedded server of DATA_DIR, use it rather than
+   * refusing (for one-off commands and workers beside a running `serve`).
+   */
+  attach?: boolean
+  /** max_connections of the embedded server, when this call starts one (`serve --workers`). */
+  serverMaxConnections?: number
+}
+
+export async function openDatabase (config: Config, log: Logger, options: OpenDatabaseOptions = {}): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined
   let url = config.DATABASE_URL
   const clusterDir = path.join(config.DATA_DIR, 'pg')
-  const running = url === undefined && poolOptions.attach === true ? await runningEmbeddedUrl(clusterDir) : undefined
+  const running = url === undefined && options.attach === true ? await runningEmbeddedUrl(clusterDir) : undefined
   if (running !== undefined) {
     log.info({ clusterDir }, 'using the embedded PostgreSQL of the running data-api')
     url = await ensureDatabase(running, EMBEDDED_DATABASE)
   } else if (url === undefined) {
-    embedded = await startEmbeddedPostgres({ clusterDir, log: log.child({ component: 'embedded-postgres' }) })
+    embedded = await startEmbeddedPostgres({ clusterDir, log: log.child({ component: 'embedded-postgres' }), maxConnections: options.serverMaxConnections })
     url = await ensureDatabase(embedded.url, EMBEDDED_DATABASE).catch(async (error: unknown) => {
       await embedded?.stop()
       throw error
     })
   }
-  const sql = createSql(url, { max: poolOptions.max ?? config.DATABASE_POOL_MAX })
+  const sql = createSql(url, { max: options.max ?? config.DATABASE_POOL_MAX })
   const close = async (): Promise<void> => {
     await sql.end({ timeout: 5 })
     await embedded?.stop()

@@ -40,6 +40,8 @@ export interface EmbeddedPostgresOptions {
   port?: number
   /** false trades crash safety for speed (fsync off): for throw-away test clusters only. */
   durable?: boolean
+  /** PostgreSQL's max_connections; unset: the cluster's own setting (100 as initdb writes it). */
+  maxConnections?: number
 }
 
 export class EmbeddedPostgresError extends Error {
@@ -73,6 +75,7 @@ export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): 
   const port = options.port ?? await findFreePort()
   const args = ['-D', clusterDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=']
   if (!durable) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
+  if (options.maxConnections !== undefined) args.push('-c', `max_connections=${options.maxConnections}`)
   const child = spawn(binaries.postgres, args, {
     ...runAs,
     env: { ...process.env, LC_MESSAGES: 'C' },

@@ -35,12 +35,15 @@ export interface JobQueue {
   stop: (timeoutMs: number) => Promise<void>
 }
 
+/** Connections of pg-boss's own pool, in every process that runs a queue (`serve --workers` budgets them). */
+export const JOB_QUEUE_CONNECTIONS = 3
+
 export type JobQueueConfig = Pick<Config, 'JOB_EXPIRE_SECONDS' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_SECONDS' | 'JOB_RETRY_DELAY_MAX_SECONDS' | 'JOB_SUPERVISE_INTERVAL_SECONDS' | 'DATASET_IMPORT_TIMEOUT_SECONDS'>
 
 export async function startJobQueue (databaseUrl: string, config: JobQueueConfig, log: Logger): Promise<JobQueue> {
   const boss = new PgBoss({
     connectionString: databaseUrl,
-    max: 3,
+    max: JOB_QUEUE_CONNECTIONS,
     application_name: 'data-api-jobs',
     // Expiry runs in the per-queue monitor pass, which is throttled by monitorIntervalSeconds
     // (60 s by default) as well as by the supervisor timer: both set, or a dead worker's job waits.
