@@ -13,7 +13,7 @@ import type { JobQueue } from './jobs/queue.ts'
 import { createSsrfGuard, parseAllowlist } from './upstream/ssrf-guard.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
-import { asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
+import { answerClientError, asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { startLoopWatchdog } from './lib/loop-watchdog.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { metrics } from './plugins/metrics.ts'
@@ -63,6 +63,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
     },
     ajv: { customOptions: { removeAdditional: false } },
+    clientErrorHandler: answerClientError,
     trustProxy: config.TRUST_PROXY ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, config.HEADERS_TIMEOUT_MS) },

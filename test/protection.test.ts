@@ -127,6 +127,21 @@ describe('request limits', async () => {
     await new Promise((resolve) => socket.once('close', resolve))
     const ms = performance.now() - started
     assert.match(received, /^HTTP\/1\.1 408/)
+    assert.match(received, /content-type: application\/problem\+json/i)
     assert.ok(ms >= 400 && ms < 5000, `closed after ${ms.toFixed(0)} ms`)
+  })
+
+  it('answers 431 as a problem to headers over 16 KiB, and documents it on every operation', async () => {
+    const response = await fetch(`${base}/datasets/1/rows?cursor=${'x'.repeat(20_000)}`)
+    assert.equal(response.status, 431)
+    assert.equal(response.headers.get('content-type'), 'application/problem+json')
+    assert.equal((await json(response)).type, '/problems/headers-too-large')
+    const spec = await json(await fetch(`${base}/openapi.json`))
+    const problemRef = spec.paths['/users/{user_id}'].get.responses['404'].content['application/problem+json'].schema
+    for (const [path, operations] of Object.entries(spec.paths as Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>>)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        assert.deepEqual(operation.responses['431']?.content['application/problem+json'].schema, problemRef, `${method} ${path}`)
+      }
+    }
   })
 })

@@ -2,6 +2,7 @@
 // application/problem+json body. Routes throw `new Problem(...)`; PostgreSQL and Fastify errors are
 // translated here; anything unknown becomes a plain 500 that names the request id and nothing else.
 import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Type, { type Static } from 'typebox'
 
 export const PROBLEM_TYPES = {
@@ -10,11 +11,13 @@ export const PROBLEM_TYPES = {
   'invalid-data': { status: 400, title: 'Invalid data', description: 'An uploaded data set could not be read; `line` (CSV, NDJSON) or `item` (JSON array) says where. Nothing of it was kept.' },
   'url-not-allowed': { status: 400, title: 'URL not allowed', description: 'The URL is not http(s), or its host resolves to a loopback, private, link-local or otherwise internal address; `reason` says which.' },
   'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
+  'request-timeout': { status: 408, title: 'Request timeout', description: 'The request headers (`HEADERS_TIMEOUT_MS`) or the whole request (`REQUEST_TIMEOUT_MS`) did not arrive in time; the connection was closed.' },
   'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
   'conflict': { status: 409, title: 'Conflict', description: 'The resource already exists or changed under you.' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency key reused', description: 'The Idempotency-Key was first used with a different request; use a new key for a new request.' },
   'payload-too-large': { status: 413, title: 'Payload too large', description: 'The body is larger than this route accepts.' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', description: 'The body\'s Content-Type is not one this route accepts.' },
+  'headers-too-large': { status: 431, title: 'Request header fields too large', description: 'The request line and headers together exceed 16 KiB (a very long URL counts); the connection was closed.' },
   'rate-limited': { status: 429, title: 'Too many requests', description: 'Slow down; `Retry-After` says when to try again.' },
   'internal-error': { status: 500, title: 'Internal Server Error', description: 'Something failed on our side. Quote `request_id` when reporting it.' },
   'bad-gateway': { status: 502, title: 'Upstream failed', description: 'An upstream service refused or reset the connection, answered with an error status, sent invalid JSON or too large a body; `upstream` names it and `reason` says what happened.' },
@@ -125,4 +128,24 @@ export function problemBody (problem: Problem, requestId: string, instance: stri
 
 export function internalErrorBody (requestId: string, instance: string): ProblemBody {
   return problemBody(new Problem('internal-error', `An unexpected error occurred. Quote request id ${requestId} when reporting it.`), requestId, instance)
+}
+
+const CLIENT_ERRORS: Record<string, [ProblemCode, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: ['request-timeout', 'The request did not arrive in time.'],
+  HPE_HEADER_OVERFLOW: ['headers-too-large', 'The request line and headers exceed 16 KiB.'],
+}
+
+/**
+ * Node's `clientError`: bytes that never became a request (malformed, too large, too slow), so no
+ * route or error handler sees them. Answered as a problem like every other error, then closed.
+ */
+export function answerClientError (error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [code, detail] = CLIENT_ERRORS[error.code ?? ''] ?? ['bad-request', 'The request could not be parsed as HTTP.']
+  const { status, title } = PROBLEM_TYPES[code]
+  const body = JSON.stringify({ type: problemTypeUri(code), title, status, detail })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(error)
 }

@@ -10,6 +10,7 @@ import helmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import scalar, { type FastifyApiReferenceOptions } from '@scalar/fastify-api-reference'
 import type { App } from '../app.ts'
+import { PROBLEM_TYPES } from '../lib/errors.ts'
 
 const { version, description } = createRequire(import.meta.url)('../../package.json') as { version: string, description: string }
 
@@ -111,10 +112,13 @@ function inlineScriptHashes (html: string): string[] {
     .map(([, body]) => createHash('sha256').update(body!).digest('base64'))
 }
 
+// Answered by Node's HTTP parser (answerClientError) before any route: any operation may get them.
+const ANSWERED_BEFORE_ROUTING = { 408: 'request-timeout', 431: 'headers-too-large' } as const
+
 interface Operation {
   parameters?: Array<{ required?: boolean, schema?: { default?: unknown } }>
   requestBody?: { required?: boolean }
-  responses?: Record<string, { content?: Record<string, unknown> }>
+  responses?: Record<string, { description?: string, content?: Record<string, unknown> }>
   'x-body-optional'?: boolean
 }
 interface OpenApiDocument { paths?: Record<string, Record<string, Operation>> }
@@ -135,6 +139,9 @@ function refineSpec<T extends object> (document: T): T {
         if (Number(status) >= 400 && json !== undefined) response.content = { 'application/problem+json': json }
       }
       if (operation['x-body-optional'] === true && operation.requestBody !== undefined) operation.requestBody.required = false
+      for (const [status, code] of Object.entries(ANSWERED_BEFORE_ROUTING)) {
+        operation.responses![status] ??= { description: PROBLEM_TYPES[code].description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
+      }
       delete operation['x-body-optional']
     }
   }
