@@ -4,7 +4,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.data/', 'bench/results/', 'bench/peers/'] },
+  { ignores: ['node_modules/', '.data/', '.cache/', 'bench/results/', 'bench/peers/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
