@@ -138,7 +138,7 @@ describe('request limits', async () => {
     assert.equal((await json(response)).type, '/problems/headers-too-large')
     const spec = await json(await fetch(`${base}/openapi.json`))
     const problemRef = spec.paths['/users/{user_id}'].get.responses['404'].content['application/problem+json'].schema
-    for (const [path, operations] of Object.entries(spec.paths as Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>>)) {
+    for (const [path, operations] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
       for (const [method, operation] of Object.entries(operations)) {
         assert.deepEqual(operation.responses['431']?.content['application/problem+json'].schema, problemRef, `${method} ${path}`)
       }
