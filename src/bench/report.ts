@@ -27,14 +27,14 @@ const END_MARKER = '<!-- bench:end -->'
 // Numbers and text
 
 /** 20000 → '20,000'. */
-function formatInt (n: number): string {
+export function formatInt (n: number): string {
   if (!Number.isFinite(n)) return '—'
   const rounded = Math.round(n)
   return (rounded < 0 ? '-' : '') + String(Math.abs(rounded)).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
 }
 
 /** Latencies: sub-millisecond values need decimals, 250 ms do not (about three significant figures). */
-function formatMs (ms: number): string {
+export function formatMs (ms: number): string {
   if (!Number.isFinite(ms)) return '—'
   if (ms >= 100) return formatInt(ms)
   return ms >= 10 ? ms.toFixed(1) : ms.toFixed(2)
@@ -45,7 +45,7 @@ function formatRatio (ratio: number | null): string {
 }
 
 /** At most one decimal, none when whole: 24 → '24', 23.44 → '23.4'. */
-function formatShort (n: number): string {
+export function formatShort (n: number): string {
   return String(Math.round(n * 10) / 10)
 }
 
@@ -58,7 +58,7 @@ function formatDuration (seconds: number): string {
 }
 
 /** ISO timestamp → '2026-11-25 14:03 UTC' (UTC, so the machine's time zone does not leak in). */
-function formatTimestamp (iso: string): string {
+export function formatTimestamp (iso: string): string {
   const t = Date.parse(iso)
   return Number.isNaN(t) ? iso : `${new Date(t).toISOString().slice(0, 16).replace('T', ' ')} UTC`
 }
@@ -117,7 +117,7 @@ function cell (text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>')
 }
 
-function table (header: string[], align: Array<'left' | 'right' | 'center'>, rows: string[][]): string[] {
+export function table (header: string[], align: Array<'left' | 'right' | 'center'>, rows: string[][]): string[] {
   const rule = align.map((a) => (a === 'right' ? '---:' : a === 'center' ? ':---:' : '---'))
   return [header, rule, ...rows].map((row, i) => `| ${(i === 1 ? row : row.map(cell)).join(' | ')} |`)
 }
@@ -218,9 +218,9 @@ const MIN_PLOT_WIDTH = 320
 const BAR_HEIGHT = 18
 const BAR_GAP = 6
 const BAND_GAP = 14
-const INK = '#1f2328'
-const MUTED = '#59636e'
-const GRID = '#d1d9e0'
+export const INK = '#1f2328'
+export const MUTED = '#59636e'
+export const GRID = '#d1d9e0'
 /** Fill opacities of the p99, p90 and p50 bars drawn over one another (p50 solid, in front). */
 const SHADES: ReadonlyArray<{ label: string, opacity: number }> = [
   { label: 'p50', opacity: 1 },
@@ -229,7 +229,7 @@ const SHADES: ReadonlyArray<{ label: string, opacity: number }> = [
 ]
 
 /** XML text and attribute values. Characters XML 1.0 forbids are dropped, lone surrogates replaced. */
-function xml (text: string): string {
+export function xml (text: string): string {
   let clean = ''
   for (const ch of text.toWellFormed()) {
     const code = ch.codePointAt(0) ?? 0
@@ -239,17 +239,17 @@ function xml (text: string): string {
 }
 
 /** Coordinates with one decimal at most: readable, and no float noise such as 120.00000000000001. */
-function px (n: number): string {
+export function px (n: number): string {
   return String(Math.round(n * 10) / 10)
 }
 
 /** A rough width of text in system-ui: no font metrics without a browser, so err on the wide side. */
-function textWidth (text: string, size: number): number {
+export function textWidth (text: string, size: number): number {
   return text.length * size * 0.6
 }
 
 /** 0, step, 2 step, … up to the first multiple of a 1-2-2.5-5 step at or above max (about 5 ticks). */
-function niceTicks (max: number): number[] {
+export function niceTicks (max: number): number[] {
   if (!Number.isFinite(max) || max <= 0) return [0, 1]
   const rough = max / 5
   const magnitude = 10 ** Math.floor(Math.log10(rough))
@@ -259,12 +259,12 @@ function niceTicks (max: number): number[] {
 }
 
 /** Axis ticks: 25000 → '25k', 2.5 → '2.5'. */
-function formatTick (n: number): string {
+export function formatTick (n: number): string {
   return n >= 1000 ? `${Number((n / 1000).toPrecision(6))}k` : String(Number(n.toPrecision(6)))
 }
 
 /** Greedy word wrap by estimated width, for the footer. */
-function wrap (text: string, size: number, maxWidth: number): string[] {
+export function wrap (text: string, size: number, maxWidth: number): string[] {
   const lines: string[] = []
   let line = ''
   for (const word of text.split(' ')) {

@@ -13,6 +13,11 @@ export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..')
 
 export interface RunningServer { url: string, pid: number, stop: () => Promise<void> }
 
+export interface SpawnedServer extends RunningServer {
+  /** Settles when the process exits, whoever stopped it: how, and the tail of its stderr. */
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null, stderr: string }>
+}
+
 let tasksetAvailable: boolean | undefined
 
 export async function hasTaskset (): Promise<boolean> {
@@ -32,7 +37,7 @@ export async function describePinning (serverCpu: number, loadCpu: number): Prom
 }
 
 /** Spawns a server process and waits until its /healthz answers 200. */
-export async function spawnServer (options: { command: string, args: string[], env?: Record<string, string>, cwd?: string, cpu?: number, logFile?: string, port?: number }): Promise<RunningServer> {
+export async function spawnServer (options: { command: string, args: string[], env?: Record<string, string>, cwd?: string, cpu?: number, logFile?: string, port?: number }): Promise<SpawnedServer> {
   const port = options.port ?? await findFreePort()
   const [command, args] = await pinned(options.cpu, options.command, options.args)
   const output = options.logFile === undefined ? 'ignore' : openSync(options.logFile, 'a')
@@ -43,6 +48,9 @@ export async function spawnServer (options: { command: string, args: string[], e
   })
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null, stderr: string }>((resolve) => {
+    child.once('close', (code, signal) => { resolve({ code, signal, stderr }) })
+  })
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 60_000
   for (;;) {
@@ -54,7 +62,7 @@ export async function spawnServer (options: { command: string, args: string[], e
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  return { url, pid: child.pid!, stop: async () => { await stopProcess(child) } }
+  return { url, pid: child.pid!, stop: async () => { await stopProcess(child) }, exited }
 }
 
 
