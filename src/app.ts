@@ -3,7 +3,7 @@
 // port 0. Registration is explicit so the order (error handling, docs, then routes) is visible.
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify'
 import cors from '@fastify/cors'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
@@ -14,6 +14,7 @@ import { createSsrfGuard, parseAllowlist } from './upstream/ssrf-guard.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
 import { answerClientError, asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
+import { createMethodIndex } from './lib/allowed-methods.ts'
 import { startLoopWatchdog } from './lib/loop-watchdog.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { metrics } from './plugins/metrics.ts'
@@ -90,8 +91,20 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     done()
   })
 
+  const methods = createMethodIndex()
+  app.addHook('onRoute', (route) => { methods.add(route.method, route.url) })
+  /** No route matched: 405 with Allow when the path exists for other methods, else 404. */
+  const routeMiss = (request: FastifyRequest, reply: FastifyReply): Problem => {
+    const path = request.url.split('?')[0]!
+    const allowed = methods.allowed(path)
+    if (allowed.length === 0) return new Problem('not-found', `No route answers ${request.method} ${path}.`)
+    void reply.header('allow', allowed.join(', '))
+    return new Problem('method-not-allowed', `${path} does not answer ${request.method}; it answers ${allowed.join(', ')}.`)
+  }
+
   app.setErrorHandler(async (error, request, reply) => {
-    const problem = asProblem(error)
+    // An unmatched request whose body could not be read (a QUERY without Content-Type…) is still a miss.
+    const problem = request.is404 && !(error instanceof Problem) ? routeMiss(request, reply) : asProblem(error)
     const instance = request.url
     if (problem === undefined) {
       request.log.error({ err: error }, 'unhandled error')
@@ -104,9 +117,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="data-api"')
     return await reply.code(problem.status).type('application/problem+json').send(problemBody(problem, request.id, instance))
   })
-  app.setNotFoundHandler(async (request) => {
-    throw new Problem('not-found', `No route answers ${request.method} ${request.url.split('?')[0]}.`)
-  })
+  app.setNotFoundHandler(async (request, reply) => { throw routeMiss(request, reply) })
 
   if (config.CORS_ORIGINS !== undefined) {
     const origins = config.CORS_ORIGINS.split(',').map((origin) => origin.trim())

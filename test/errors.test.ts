@@ -26,6 +26,18 @@ describe('problem responses', () => {
     assert.equal(body.detail, 'No route answers GET /no/such/route.')
   })
 
+  it('answers a path that exists, with a method it does not take, with 405 and Allow', async () => {
+    const response = await app.inject({ method: 'PUT', url: '/datasets/12?x=1' })
+    const body = assertProblem(response, 405)
+    assert.equal(body.type, '/problems/method-not-allowed')
+    assert.equal(response.headers.allow, 'GET, HEAD, DELETE')
+    assert.equal(body.detail, '/datasets/12 does not answer PUT; it answers GET, HEAD, DELETE.')
+    assert.equal((await app.inject({ method: 'DELETE', url: '/healthz' })).headers.allow, 'GET, HEAD')
+    assert.equal((await app.inject({ method: 'DELETE', url: '/no/such/route' })).statusCode, 404)
+    // A body that cannot be read does not turn a miss into a 400.
+    assert.equal((await app.inject({ method: 'QUERY', url: '/healthz' })).statusCode, 405)
+  })
+
   it('answers invalid parameters with a 400 naming the field', async () => {
     const response = await app.inject({ url: `/problems/${'x'.repeat(65)}` })
     assert.equal(response.statusCode, 400)

@@ -13,6 +13,7 @@ export const PROBLEM_TYPES = {
   'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
   'request-timeout': { status: 408, title: 'Request timeout', description: 'The request headers (`HEADERS_TIMEOUT_MS`) or the whole request (`REQUEST_TIMEOUT_MS`) did not arrive in time; the connection was closed.' },
   'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed', description: 'The path exists, but not for this method; `Allow` lists the methods it answers to.' },
   'conflict': { status: 409, title: 'Conflict', description: 'The resource already exists or changed under you.' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency key reused', description: 'The Idempotency-Key was first used with a different request; use a new key for a new request.' },
   'payload-too-large': { status: 413, title: 'Payload too large', description: 'The body is larger than this route accepts.' },
