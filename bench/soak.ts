@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { PROJECT_ROOT, spawnServer, type SpawnedServer } from '../src/bench/servers.ts'
 import { SOAK_MIX, type LoadWindow, type SoakLoadOptions } from '../src/bench/soak-load.ts'
 import { computeVerdict, describeVerdict, progressLine, PROGRESS_HEADER, renderSoakChart, renderSoakMarkdown, reproduceCommand, updateSoakSection, type ServerSample, type SoakResults, type SoakWindow } from '../src/bench/soak-report.ts'
+import { describeMachine } from '../src/bench/results.ts'
 import { ensureDatabase } from '../src/db/database.ts'
 import { runningEmbeddedUrl } from '../src/db/embedded-postgres.ts'
 import { createSql } from '../src/db/pool.ts'
@@ -265,7 +266,6 @@ try {
   const fullGcs = parseFullGcs(logText).map(([ms, before, after]): [number, number, number] =>
     [Math.round((spawnedAt + ms - (loadStart ?? spawnedAt)) / 100) / 10, before, after])
   const verdict = computeVerdict(windows, fullGcs, serverExit !== null)
-  const cpus = os.cpus()
   const finishedAt = new Date()
   const notes: string[] = []
   const late = windows.reduce((sum, w) => sum + w.lateSends, 0)
@@ -281,14 +281,7 @@ try {
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     options: { minutes, windowSeconds, rate, warmUpWindows },
-    machine: {
-      cpus: cpus.length,
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      os: `${os.type()} ${os.release()}`,
-      node: process.version,
-      postgres: version,
-    },
+    machine: describeMachine(version),
     mix: SOAK_MIX.map(({ name, weight, example, inherentLatency }) => ({ name, weight, example, core: inherentLatency !== true })),
     windows,
     rssSamples: rssSamples.map(([at, value]) => [Math.round(at * 10) / 10, Math.round(value * 10) / 10]),

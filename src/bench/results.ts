@@ -1,6 +1,7 @@
 // The shape of one benchmark run, shared by the harness (which measures) and the report writer
 // (which renders Markdown and SVG), so that the JSON kept in bench/results/ can be re-rendered
 // later without running anything again.
+import os from 'node:os'
 
 export type ServerName = 'data-api' | 'raw node:http' | 'bare Fastify + postgres.js' | 'FastAPI (shared pool)' | 'FastAPI (pool per request)'
 
@@ -45,13 +46,7 @@ export interface BenchResults {
   finishedAt: string
   quick: boolean
   durationSeconds: number
-  machine: {
-    cpus: number
-    cpuModel: string
-    memoryGiB: number
-    os: string
-    node: string
-    postgres: string
+  machine: Machine & {
     python: string | null
     /** e.g. 'server on CPU 0, load generator on CPU 1 (taskset)' or 'not pinned (taskset unavailable)' */
     pinned: string
@@ -60,4 +55,19 @@ export interface BenchResults {
   lesson: LessonClaim[]
   targets: TargetCheck[]
   notes: string[]
+}
+
+/** The machine a run measured, as every report states it. */
+export interface Machine { cpus: number, cpuModel: string, memoryGiB: number, os: string, node: string, postgres: string }
+
+export function describeMachine (postgres: string): Machine {
+  const cpus = os.cpus()
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    postgres,
+  }
 }

@@ -3,6 +3,7 @@
 // results, like report.ts, so a stored JSON re-renders to the same files.
 import { formatInt, formatMs, formatShort, formatTimestamp, GRID, INK, MUTED, niceTicks, formatTick, px, table, textWidth, wrap, xml } from './report.ts'
 import type { RouteWindow } from './soak-load.ts'
+import type { Machine } from './results.ts'
 
 export interface ServerSample {
   /** Window mean of VmRSS, sampled every second from /proc/<pid>/status. */
@@ -73,7 +74,7 @@ export interface SoakResults {
   startedAt: string
   finishedAt: string
   options: { minutes: number, windowSeconds: number, rate: number, warmUpWindows: number }
-  machine: { cpus: number, cpuModel: string, memoryGiB: number, os: string, node: string, postgres: string }
+  machine: Machine
   /** core: counted in the core p99 (no latency by design). */
   mix: Array<{ name: string, weight: number, example: string, core: boolean }>
   windows: SoakWindow[]

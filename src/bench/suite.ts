@@ -19,7 +19,7 @@ import { seedUsersAndOrders } from '../db/seed.ts'
 import { startJobQueue } from '../jobs/queue.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
-import type { BenchResults, LessonClaim, LoadRun, LoadSummary, ServerName, TargetCheck, ThroughputScenario } from './results.ts'
+import { describeMachine, type BenchResults, type LessonClaim, type LoadRun, type LoadSummary, type ServerName, type TargetCheck, type ThroughputScenario } from './results.ts'
 import { describePinning, PROJECT_ROOT, runLoad, spawnServer, type RunningServer } from './servers.ts'
 import { median, percentile } from './statistics.ts'
 
@@ -290,19 +290,13 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
     notes.push('Each server runs alone, on the same core, against the same PostgreSQL (which is not pinned and shares the machine).')
     notes.push(`Throughput: autocannon, ${runs} run(s) of ${durationSeconds} s after ${warmupSeconds} s of warm-up; the median run and the spread of req/s are reported.`)
 
-    const cpus = os.cpus()
     const results: BenchResults = {
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
       quick: options.quick,
       durationSeconds,
       machine: {
-        cpus: cpus.length,
-        cpuModel: cpus[0]?.model ?? 'unknown',
-        memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-        os: `${os.type()} ${os.release()}`,
-        node: process.version,
-        postgres: version,
+        ...describeMachine(version),
         python: python === undefined ? null : (await promisify(execFile)(python, ['--version'])).stdout.trim(),
         pinned: await describePinning(SERVER_CPU, LOAD_CPU),
       },
