@@ -18,8 +18,7 @@ function setUp (): { config: Config, logger: Logger } {
     const config = loadConfig()
     // pino's default destination: SonicBoom on stdout, writing each line without blocking the loop
     // and flushing at exit. Another destination measured no faster on one core: building a line
-    // costs more than writing it. (Lines of different processes, with `serve --workers`, may interleave
-    // in order but not within a line: each is one write.)
+    // costs more than writing it.
     return { config, logger: pino({ level: config.LOG_LEVEL }) }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
