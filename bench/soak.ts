@@ -45,6 +45,7 @@ const rate = bounded('rate', values.rate, 1, 2000)
 const windowCount = Math.max(2, Math.round(minutes * 60 / windowSeconds))
 const warmUpWindows = Math.floor(bounded('warm-up-windows', values['warm-up-windows'], 0, windowCount - 2))
 const RSS_SAMPLE_MS = 1_000
+const SCRAPE_MS = 5_000
 // `[pid:isolate]  12345 ms: Mark-Compact 180.2 (300.1) -> 88.7 (140.2) MB, …` (--trace-gc; the time is since the isolate started).
 const FULL_GC_LINE = /^\[\d+:(0x[\da-f]+)\]\s+([\d.]+) ms: Mark-Compact(?: \(reduce\))? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/
 const ANY_GC_LINE = /^\[\d+:(0x[\da-f]+)\]\s+[\d.]+ ms: /
@@ -66,8 +67,6 @@ function parseFullGcs (log: string): Array<[number, number, number]> {
   }
   return collections
 }
-const SCRAPE_MS = 5_000
-
 
 async function readRssMb (pid: number): Promise<number | null> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
@@ -146,7 +145,8 @@ try {
       SMTP_URL: '',
       UPSTREAM_URLS: '',
       SAMPLE_UPSTREAMS: 'true',
-      // Rate limits, when the server knows them, would refuse a steady client; overload answers are counted apart.
+      // One client sends every request: per-client rate limits would refuse most of its writes.
+      // Load shedding stays on; its 503s are counted apart from errors.
       RATE_LIMIT_WRITES: '0',
       RATE_LIMIT_COMPUTE: '0',
     },

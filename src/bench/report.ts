@@ -381,9 +381,14 @@ function renderBarChart (chart: ChartSpec, results: BenchResults): string {
   }
   const height = Math.ceil(footerY - 14 + PAD)
 
+  return svgDocument({ width, height, label: `${chart.title}: ${chart.subtitle}`, title: chart.title, body: out })
+}
+
+/** A whole chart: the SVG root, title, the shared text styles and an opaque background around `body`. */
+export function svgDocument ({ width, height, label, title, body }: { width: number, height: number, label: string, title: string, body: string[] }): string {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${xml(`${chart.title}: ${chart.subtitle}`)}">`,
-    `<title>${xml(chart.title)}</title>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${xml(label)}">`,
+    `<title>${xml(title)}</title>`,
     '<style>',
     `text { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; font-size: 12px; fill: ${INK} }`,
     '.title { font-size: 17px; font-weight: 600 }',
@@ -395,7 +400,7 @@ function renderBarChart (chart: ChartSpec, results: BenchResults): string {
     '</style>',
     // An opaque background: on a dark page (GitHub's dark theme) dark text on transparent vanishes.
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    ...out,
+    ...body,
     '</svg>',
     '',
   ].join('\n')

@@ -1,7 +1,7 @@
 // The soak scenario's results: their shape, the verdict (computed, not eyeballed), the Markdown
 // block of BENCHMARKS.md and a line chart of memory and p99 over time. Pure functions of the
 // results, like report.ts, so a stored JSON re-renders to the same files.
-import { formatInt, formatMs, formatShort, formatTimestamp, GRID, INK, MUTED, niceTicks, formatTick, px, table, textWidth, wrap, xml } from './report.ts'
+import { formatInt, formatMs, formatShort, formatTimestamp, GRID, INK, MUTED, niceTicks, formatTick, px, svgDocument, table, textWidth, wrap, xml } from './report.ts'
 import type { RouteWindow } from './soak-load.ts'
 import type { Machine } from './results.ts'
 
@@ -483,19 +483,5 @@ export function renderSoakChart (results: SoakResults): string {
     footerY += 14
   }
   const height = Math.ceil(footerY)
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="data-api soak: memory and p99 latency over time">`,
-    '<title>data-api soak: memory and p99 over time</title>',
-    '<style>',
-    `text { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; font-size: 12px; fill: ${INK} }`,
-    '.title { font-size: 17px; font-weight: 600 }',
-    '.band { font-size: 13px; font-weight: 600 }',
-    `.muted { fill: ${MUTED} }`,
-    `.tick { font-size: 11px; fill: ${MUTED} }`,
-    '</style>',
-    `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
-    ...out,
-    '</svg>',
-    '',
-  ].join('\n')
+  return svgDocument({ width: WIDTH, height, label: 'data-api soak: memory and p99 latency over time', title: 'data-api soak: memory and p99 over time', body: out })
 }

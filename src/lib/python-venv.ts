@@ -98,7 +98,7 @@ async function run (command: string, args: string[]): Promise<void> {
   })
 }
 
-export function stderrOf (error: unknown): string {
+function stderrOf (error: unknown): string {
   const stderr = ((error as { stderr?: string }).stderr ?? '').trim()
   return (stderr === '' ? (error as Error).message : stderr).slice(-STDERR_KEPT_CHARS)
 }
