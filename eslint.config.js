@@ -18,7 +18,8 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/return-await': ['error', 'always'],
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      // A `using` declaration's value is held for its disposal at the end of the block.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', ignoreUsingDeclarations: true }],
       // Fastify handlers are async functions that return their reply, awaiting or not.
       '@typescript-eslint/require-await': 'off',
       eqeqeq: 'error',

@@ -42,7 +42,7 @@ try {
   let finished: () => void = () => {}
   const allDone = new Promise<void>((resolve) => { finished = resolve })
   const started = performance.now()
-  await jobs.work({ send_welcome_email: async () => { if (++done === jobCount) finished() } }, config.WORKER_CONCURRENCY)
+  await jobs.work({ send_welcome_email: async () => { if (++done === jobCount) finished() } }, { default: config.WORKER_CONCURRENCY })
   await allDone
   const jobSeconds = (performance.now() - started) / 1000
   await jobs.stop(1000)

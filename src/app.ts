@@ -10,7 +10,6 @@ import type { Config } from './config.ts'
 import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import type { JobQueue } from './jobs/queue.ts'
-import { createSsrfGuard, parseAllowlist } from './upstream/ssrf-guard.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
 import { answerClientError, asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
@@ -27,6 +26,8 @@ import { problemRoutes } from './routes/problems/routes.ts'
 import { productRoutes } from './routes/products/routes.ts'
 import { registerRoutes } from './routes/register/routes.ts'
 import { datasetRoutes } from './routes/datasets/routes.ts'
+import { createConfiguredDatasetService } from './routes/datasets/service.ts'
+import { requireApiKey } from './auth/require-key.ts'
 import { sampleRoutes } from './routes/samples/routes.ts'
 import { upstreamRoutes } from './routes/upstream/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
@@ -137,22 +138,25 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
   await app.register(rateLimits, { writesPerMinute: config.RATE_LIMIT_WRITES, computePerMinute: config.RATE_LIMIT_COMPUTE })
   await registerOpenApi(app)
-  await app.register(metrics, { sql: deps.sql, compute: deps.compute, jobs: deps.jobs, upstreams: deps.upstreams })
+  const requireKey = requireApiKey(deps.sql)
+  const datasets = createConfiguredDatasetService(config, { sql: deps.sql, jobs: deps.jobs })
+  await app.register(metrics, {
+    sql: deps.sql,
+    compute: deps.compute,
+    jobs: deps.jobs,
+    upstreams: deps.upstreams,
+    datasets,
+    // What data sets exist is as private as the data sets themselves.
+    requireKey: config.REQUIRE_KEY_FOR_READS ? requireKey : undefined,
+  })
   await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })
   await app.register(problemRoutes)
   const users = createUsersRepository(deps.sql)
   await app.register(userRoutes, { users })
-  await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS })
+  await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS, poolSize: config.DATABASE_POOL_MAX })
   await app.register(waitRoutes, { compute: deps.compute })
   await app.register(registerRoutes, { sql: deps.sql, jobs: deps.jobs })
-  await app.register(datasetRoutes, {
-    sql: deps.sql,
-    jobs: deps.jobs,
-    guard: createSsrfGuard({ allow: parseAllowlist(config.SSRF_ALLOWLIST) }),
-    syncMaxBytes: config.DATASET_SYNC_MAX_BYTES,
-    maxBytes: config.DATASET_MAX_BYTES,
-    requireKeyForReads: config.REQUIRE_KEY_FOR_READS,
-  })
+  await app.register(datasetRoutes, { datasets, requireKey, requireKeyForReads: config.REQUIRE_KEY_FOR_READS, maxBytes: config.DATASET_MAX_BYTES })
   await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.UPSTREAM_TIMEOUT_MS, dataTimeoutMs: config.DATA_TIMEOUT_MS })
   if (config.UPSTREAM_URLS === undefined && config.SAMPLE_UPSTREAMS) {
     await app.register(sampleRoutes)

@@ -12,7 +12,8 @@ import { createComputePools } from './compute/pools.ts'
 import { startJobQueue, type JobQueue } from './jobs/queue.ts'
 import { openCatalogStore } from './stores/catalog.ts'
 import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
-import { seedDemoDataset } from './datasets/sample.ts'
+import { seedDemoDataset } from './routes/datasets/sample.ts'
+import { createConfiguredDatasetService } from './routes/datasets/service.ts'
 import { createUpstreams } from './upstream/upstreams.ts'
 
 export interface RunningServer {
@@ -30,7 +31,7 @@ export interface RunningServer {
  */
 export async function startServer (config: Config, logger: Logger, { worker = true } = {}): Promise<RunningServer> {
   await using resources = new AsyncDisposableStack()
-  const database = await openDatabase(config, logger)
+  const database = await openDatabase(config, logger, { requests: { queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS } })
   resources.defer(async () => { await database.close() })
   const compute = createComputePools(config)
   resources.defer(async () => { await compute.close() })
@@ -67,7 +68,7 @@ export async function migrateLogged (database: Database, logger: Logger): Promis
 export async function seedDemoData (database: Database, jobs: JobQueue, config: Config, logger: Logger): Promise<void> {
   if (!database.isEmbedded || !config.SEED_DEMO) return
   if (await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
-  if (await seedDemoDataset(database.sql, jobs)) logger.info('demo data set loaded: GET /datasets')
+  if (await seedDemoDataset(database.sql, createConfiguredDatasetService(config, { sql: database.sql, jobs }))) logger.info('demo data set loaded: GET /datasets')
 }
 
 async function closeApp (app: App, graceMs: number, logger: Logger): Promise<void> {
@@ -146,7 +147,8 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
 /** `data-api worker`: the job worker alone, on DATABASE_URL or the embedded database. */
 export async function work (config: Config, logger: Logger): Promise<void> {
   await using resources = new AsyncDisposableStack()
-  const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 1, attach: true })
+  // Each import holds two connections (its transaction, and reads of the stored upload).
+  const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 2 * config.DATASET_IMPORT_CONCURRENCY, attach: true })
   resources.defer(async () => { await database.close() })
   await migrate(database.sql)
   await startJobs(resources, config, logger, database, { worker: true })

@@ -10,7 +10,8 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import { loadConfig } from '../config.ts'
-import { seedDemoDataset } from '../datasets/sample.ts'
+import { seedDemoDataset } from '../routes/datasets/sample.ts'
+import { createConfiguredDatasetService } from '../routes/datasets/service.ts'
 import { ensureDatabase } from '../db/database.ts'
 import { startEmbeddedPostgres } from '../db/embedded-postgres.ts'
 import { migrate } from '../db/migrate.ts'
@@ -111,8 +112,9 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
     const users = options.users ?? 10_000
     log(`seeding ${users} users × 10 orders and the demo data set…`)
     await seedUsersAndOrders(sql, { users, ordersPerUser: 10 })
-    const jobs = await startJobQueue(databaseUrl, loadConfig({ LOG_LEVEL: 'warn' }), quiet)
-    await seedDemoDataset(sql, jobs)
+    const config = loadConfig({ LOG_LEVEL: 'warn' })
+    const jobs = await startJobQueue(databaseUrl, config, quiet)
+    await seedDemoDataset(sql, createConfiguredDatasetService(config, { sql, jobs }))
     await jobs.stop(1000)
     // Fresh rows trigger autovacuum and autoanalyze; done now, they do not run into a measurement.
     await sql`vacuum analyze`

@@ -28,6 +28,8 @@ export interface OpenDatabaseOptions {
   attach?: boolean
   /** max_connections of the embedded server, when this call starts one (`serve --workers`). */
   serverMaxConnections?: number
+  /** For a pool that serves requests: its bounded wait for a connection and statement timeout. */
+  requests?: { queueTimeoutMs: number, statementTimeoutMs: number }
 }
 
 export async function openDatabase (config: Config, log: Logger, options: OpenDatabaseOptions = {}): Promise<Database> {
@@ -45,11 +47,15 @@ export async function openDatabase (config: Config, log: Logger, options: OpenDa
       throw error
     })
   }
-  const sql = createSql(url, { max: options.max ?? config.DATABASE_POOL_MAX })
+  const sql = createSql(url, { max: options.max ?? config.DATABASE_POOL_MAX, ...options.requests })
   const close = async (): Promise<void> => {
     await sql.end({ timeout: 5 })
     await embedded?.stop()
   }
+  await refuseNonUtf8(sql).catch(async (error: unknown) => {
+    await close()
+    throw error
+  })
   return { sql, url, isEmbedded: embedded !== undefined, close, [Symbol.asyncDispose]: close }
 }
 
@@ -65,4 +71,13 @@ export async function ensureDatabase (serverUrl: string, name: string): Promise<
   const url = new URL(serverUrl)
   url.pathname = `/${name}`
   return url.toString()
+}
+
+/**
+ * Uploads are UTF-8 text once decoded, and so is everything the API stores: a database in
+ * another encoding would refuse (or, as SQL_ASCII, mangle) much of it, so it is refused at start.
+ */
+async function refuseNonUtf8 (sql: Sql): Promise<void> {
+  const [{ encoding }] = await sql<[{ encoding: string }]>`select current_setting('server_encoding') as encoding`
+  if (encoding !== 'UTF8') throw new Error(`the database's encoding is ${encoding}; data-api needs a UTF8 database (CREATE DATABASE … ENCODING 'UTF8')`)
 }

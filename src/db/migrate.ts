@@ -26,6 +26,8 @@ export async function migrate (sql: Sql, migrations?: Migration[]): Promise<stri
   const all = migrations ?? await readMigrations()
   return await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`
+    // A migration may rewrite a large table: no pool's statement timeout applies here.
+    await tx`set local statement_timeout to 0`
     await tx`
       create table if not exists schema_migrations (
         version integer primary key,

@@ -7,19 +7,35 @@ export type Sql = postgres.Sql
 export interface PoolOptions {
   max: number
   applicationName?: string
+  /**
+   * How long a query may wait for a connection while every one is taken (patches/postgres: the
+   * driver's own queue would wait for ever); past it the query fails with QUEUE_TIMEOUT, which the
+   * problem catalogue answers as 503 `database-busy`. Unset: no limit (one-off commands).
+   */
+  queueTimeoutMs?: number
+  /** PostgreSQL's statement_timeout for this pool's sessions; 0 or unset: the server's own. */
+  statementTimeoutMs?: number
 }
 
-export function createSql (url: string, { max, applicationName = 'data-api' }: PoolOptions): Sql {
+export function createSql (url: string, { max, applicationName = 'data-api', queueTimeoutMs, statementTimeoutMs = 0 }: PoolOptions): Sql {
   return postgres(url, {
     max,
     idle_timeout: 60,
     // Fail fast when the server is down: requests answer 503 instead of queueing for 30 s.
     connect_timeout: 5,
+    queue_timeout: queueTimeoutMs === undefined ? null : queueTimeoutMs / 1000,
     // Seconds before a closed connection reconnects, while queries wait for it. postgres.js grows it
     // to 10-20 s after a few failed attempts, so during an outage every request would wait that long
     // to learn the database is down; capped, they learn it within half a second.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
-    connection: { application_name: applicationName },
+    connection: {
+      application_name: applicationName,
+      // Session settings every query may rely on, whatever the server's defaults: timestamps are
+      // written and read in UTC, dates as YYYY-MM-DD.
+      TimeZone: 'UTC',
+      DateStyle: 'ISO, YMD',
+      ...(statementTimeoutMs > 0 && { statement_timeout: statementTimeoutMs }),
+    },
     onnotice: () => {},
     types: {
       // int8 (ids, count(*)) as a JS number when it fits exactly, else the exact decimal string.
@@ -34,4 +50,15 @@ export function createSql (url: string, { max, applicationName = 'data-api' }: P
       },
     },
   })
+}
+
+/**
+ * Runs `work` in a transaction without the pool's statement timeout: for the work of jobs and
+ * one-off commands (imports, statistics, migrations), which may rightly run for minutes.
+ */
+export async function withoutStatementTimeout<T> (sql: Sql, work: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`set local statement_timeout to 0`
+    return await work(tx)
+  }) as T
 }

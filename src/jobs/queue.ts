@@ -27,8 +27,8 @@ export interface JobCounts { queued: number, active: number, failed: number }
 export interface JobQueue {
   /** Enqueues within `tx`: the job exists only if the transaction commits. */
   enqueue: <N extends TaskName>(tx: TransactionSql, name: N, payload: TaskPayloads[N]) => Promise<string>
-  /** Starts working on the given tasks with up to `concurrency` jobs at once per task. */
-  work: (handlers: Partial<TaskHandlers>, concurrency: number) => Promise<void>
+  /** Starts working on the given tasks, each with up to its concurrency (or the default) jobs at once. */
+  work: (handlers: Partial<TaskHandlers>, concurrency: { default: number } & Partial<Record<TaskName, number>>) => Promise<void>
   /** Queued, running and failed jobs over all tasks (for /metrics). */
   counts: () => Promise<JobCounts>
   /** Stops fetching; running jobs get `timeoutMs` to finish, the rest go back to the queue. */
@@ -101,7 +101,7 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
         // retry that comes due after its backoff (no NOTIFY) is found by polling every 2 s rather
         // than pg-boss's 30 s default.
         await boss.work<TaskPayloads[TaskName]>(name, {
-          batchSize: concurrency, perJobResults: true, burstWhenBatchFull: true, notifyPollingIntervalSeconds: 2,
+          batchSize: concurrency[name] ?? concurrency.default, perJobResults: true, burstWhenBatchFull: true, notifyPollingIntervalSeconds: 2,
         }, async (jobs) => await Promise.all(jobs.map(runOne)))
       }
     },

@@ -7,9 +7,7 @@ import type { Sql } from '../db/pool.ts'
 import { createMailer, type Mailer } from './mailer.ts'
 import type { JobQueue } from './queue.ts'
 import { createWelcomeEmailHandler } from './welcome-email.ts'
-import { runImportJob } from '../datasets/service.ts'
-import { computeDatasetStats } from '../datasets/stats.ts'
-import { createSsrfGuard, parseAllowlist } from '../upstream/ssrf-guard.ts'
+import { createConfiguredDatasetService } from '../routes/datasets/service.ts'
 
 export function createConfiguredMailer (config: Config, logger: Logger): Mailer {
   return createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, mailDir: path.join(config.DATA_DIR, 'mail'), log: logger })
@@ -18,19 +16,13 @@ export function createConfiguredMailer (config: Config, logger: Logger): Mailer 
 /** Starts every task handler on the queue. Stopping is the queue's job (JobQueue.stop). */
 export async function startWorker (config: Config, deps: { sql: Sql, jobs: JobQueue, mailer: Mailer, logger: Logger }): Promise<void> {
   const log = deps.logger.child({ component: 'worker' })
-  const imports = {
-    sql: deps.sql,
-    jobs: deps.jobs,
-    guard: createSsrfGuard({ allow: parseAllowlist(config.SSRF_ALLOWLIST) }),
-    maxBytes: config.DATASET_MAX_BYTES,
-    fetchTimeoutMs: config.DATASET_FETCH_TIMEOUT_MS,
-  }
+  const datasets = createConfiguredDatasetService(config, deps)
   await deps.jobs.work({
     send_welcome_email: createWelcomeEmailHandler({ sql: deps.sql, mailer: deps.mailer, log }),
     import_dataset: async (job) => {
-      await runImportJob(imports, job.data.dataset_id, { lastAttempt: job.retryCount >= config.JOB_RETRY_LIMIT, signal: job.signal })
+      await datasets.runImport(job.data.dataset_id, { lastAttempt: job.retryCount >= config.JOB_RETRY_LIMIT, signal: job.signal })
     },
-    compute_dataset_stats: async (job) => { await computeDatasetStats(deps.sql, job.data.dataset_id) },
-  }, config.WORKER_CONCURRENCY)
+    compute_dataset_stats: async (job) => { await datasets.computeStats(job.data.dataset_id) },
+  }, { default: config.WORKER_CONCURRENCY, import_dataset: config.DATASET_IMPORT_CONCURRENCY })
   log.info({ concurrency: config.WORKER_CONCURRENCY, smtp: config.SMTP_URL !== undefined }, 'worker started')
 }

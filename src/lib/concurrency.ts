@@ -98,6 +98,23 @@ export async function cancellable<T extends readonly Row[]> (query: PendingQuery
   }
 }
 
+/**
+ * A count of units (connections, say) that callers may hold at once. Beyond it a caller is refused
+ * at once instead of queueing: the answer to "too many" is a 503 now, not a wait for the pool.
+ */
+export function createPermits (max: number) {
+  let held = 0
+  return {
+    /** Takes `units`, or returns undefined when that would exceed the maximum; call the result to give them back. */
+    tryTake (units = 1): Disposable | undefined {
+      if (held + units > max) return undefined
+      held += units
+      let returned = false
+      return { [Symbol.dispose]: () => { if (!returned) held -= units; returned = true } }
+    },
+  }
+}
+
 /** An awaited timer that is cleared when the signal fires (asyncio.sleep with cancellation). */
 export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   try {
@@ -127,6 +144,7 @@ export function describeFailure (error: unknown): string {
   const problem = asProblem(error)
   if (problem?.code === 'timeout') return 'timeout'
   if (problem?.code === 'database-unavailable') return 'database unavailable'
+  if (problem?.code === 'database-busy') return 'database busy'
   if (problem?.code === 'catalog-unavailable') return 'catalog store unavailable'
   if (error instanceof Problem) return error.message
   return 'failed'

@@ -24,6 +24,7 @@ export const PROBLEM_TYPES = {
   'bad-gateway': { status: 502, title: 'Upstream failed', description: 'An upstream service refused or reset the connection, answered with an error status, sent invalid JSON or too large a body; `upstream` names it and `reason` says what happened.' },
   'gateway-timeout': { status: 504, title: 'Upstream timed out', description: 'An upstream service did not connect, answer or finish its body in time; `upstream` names it and `reason` says which deadline passed.' },
   'service-unavailable': { status: 503, title: 'Service unavailable', description: 'The service is overloaded, starting or stopping; retry after `Retry-After` seconds.' },
+  'database-busy': { status: 503, title: 'Database busy', description: 'Every database connection stayed taken for `DATABASE_POOL_WAIT_MS`, or what the request needs stayed locked by other work; retry after `Retry-After` seconds.' },
   'database-unavailable': { status: 503, title: 'Database unavailable', description: 'PostgreSQL did not answer; retry after `Retry-After` seconds.' },
   'catalog-unavailable': { status: 503, title: 'Catalog unavailable', description: 'The catalog store behind /products (MongoDB) is not reachable or did not answer within `MONGODB_TIMEOUT_MS`; retry after `Retry-After` seconds.' },
   'timeout': { status: 503, title: 'Deadline exceeded', description: 'The work did not finish within its deadline and was cancelled.' },
@@ -98,11 +99,17 @@ export function asProblem (error: unknown): Problem | undefined {
     const summary = errors.map((issue) => `${location}${issue.pointer === '/' ? '' : issue.pointer.replaceAll('/', '.')} ${issue.detail}`).join('; ')
     return new Problem('validation-error', summary, { extra: { errors } })
   }
-  if (e.name === 'TimeoutError' || e.code === '57014') return new Problem('timeout', 'The operation did not finish within its deadline.', { cause: error })
+  if (e.name === 'TimeoutError' || e.code === '57014') {
+    const detail = /statement timeout/.test(e.message ?? '') ? 'The query ran longer than QUERY_TIMEOUT_MS and was cancelled; narrow it (filters), or ask the operator to raise the limit.' : 'The operation did not finish within its deadline.'
+    return new Problem('timeout', detail, { cause: error })
+  }
   if (e.code === '23505') return new Problem('conflict', 'A resource with these unique values already exists.', { cause: error })
   // PostgreSQL refuses text with a NUL character (0x00) or one its encoding lacks: a value the
   // client sent, so a 400, not a server error.
   if (e.code === '22021' || e.code === '22P05') return new Problem('bad-request', 'A value in the request contains a character that cannot be stored (such as NUL, \\u0000).', { cause: error })
+  // Waited too long for a pool connection (patches/postgres) or for a lock (lock_timeout).
+  if (e.code === 'QUEUE_TIMEOUT') return new Problem('database-busy', 'Every database connection is taken; retry shortly.', { cause: error })
+  if (e.code === '55P03') return new Problem('database-busy', 'What this request needs is locked by other work right now; retry shortly.', { cause: error })
   if (e.code !== undefined && DATABASE_DOWN_CODES.has(e.code)) {
     return new Problem('database-unavailable', 'The database is not reachable right now.', { cause: error })
   }

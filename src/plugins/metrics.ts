@@ -2,21 +2,32 @@
 // the process (CPU, memory, heap, event-loop delay, GC), and the state of what the service leans on,
 // read at scrape time: worker-thread pools, upstream connection pools, PostgreSQL connections, the
 // job queue and data set imports. One registry per app, so that tests can build many apps.
+import type { preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ComputePools } from '../compute/pools.ts'
 import type { Sql } from '../db/pool.ts'
 import type { JobQueue } from '../jobs/queue.ts'
 import { cancellable, withDeadline } from '../lib/concurrency.ts'
+import { problemResponses } from '../lib/schemas.ts'
+import type { DatasetService } from '../routes/datasets/service.ts'
 import type { Upstreams } from '../upstream/upstreams.ts'
 
-export interface MetricsOptions { sql: Sql, compute: ComputePools, jobs: JobQueue, upstreams: Upstreams }
+export interface MetricsOptions {
+  sql: Sql
+  compute: ComputePools
+  jobs: JobQueue
+  upstreams: Upstreams
+  datasets: Pick<DatasetService, 'countsByStatus'>
+  /** When reads need an API key, so does /metrics (Prometheus sends one as `authorization: credentials`). */
+  requireKey?: preHandlerAsyncHookHandler
+}
 
 // Reading the database for a scrape must never hang the scrape: past this, those gauges are stale.
 const SCRAPE_QUERY_TIMEOUT_MS = 1_000
 
 // fastify-plugin: the onResponse hook must see every route of the app, not only this plugin's.
-export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upstreams }) => {
+export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upstreams, datasets, requireKey }) => {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
 
@@ -98,8 +109,7 @@ export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upst
     labelNames: ['status', 'measure'],
     registers: [registry],
     async collect () {
-      const rows = await withDeadline(SCRAPE_QUERY_TIMEOUT_MS, undefined, async (signal) => await cancellable(sql<Array<{ status: string, count: number, rows: number }>>`
-        select status, count(*)::int as count, coalesce(sum(rows), 0)::int8 as rows from datasets group by status`, signal))
+      const rows = await withDeadline(SCRAPE_QUERY_TIMEOUT_MS, undefined, datasets.countsByStatus)
       this.reset()
       for (const { status, count, rows: total } of rows) {
         this.set({ status, measure: 'datasets' }, count)
@@ -110,10 +120,14 @@ export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upst
 
   app.get('/metrics', {
     config: { alwaysAnswer: true },
+    ...(requireKey !== undefined && { preHandler: requireKey }),
     schema: {
       tags: ['health'],
       summary: 'Prometheus metrics',
-      response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      response: {
+        200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        ...(requireKey !== undefined && problemResponses(401)),
+      },
     },
   }, async (_request, reply) => {
     const text = await registry.metrics()

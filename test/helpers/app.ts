@@ -15,7 +15,10 @@ export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Conf
 /** `catalog` defaults to the PostgreSQL store on the test database; the caller closes one it passes. */
 export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean, logger?: Logger, catalog?: CatalogStore } = {}): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
-  const database = options.sql === undefined ? await createTestDatabase(t) : undefined
+  // The pool a server opens for requests (db/database.ts): the same bounded wait and statement timeout.
+  const database = options.sql === undefined
+    ? await createTestDatabase(t, { max: config.DATABASE_POOL_MAX, queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS })
+    : undefined
   const sql = options.sql ?? database!.sql
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL })
   const compute = createComputePools(config)

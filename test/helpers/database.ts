@@ -1,7 +1,7 @@
 // Each test file gets its own database, cloned from the migrated template made by global-setup.ts,
 // and drops it when done: files run in parallel without seeing each other's rows.
 import { randomBytes } from 'node:crypto'
-import { createSql, type Sql } from '../../src/db/pool.ts'
+import { createSql, type PoolOptions, type Sql } from '../../src/db/pool.ts'
 
 export const TEMPLATE_DATABASE = 'data_api_test_template'
 
@@ -17,13 +17,13 @@ export function testServerUrl (): string {
 }
 
 /** A fresh migrated database for this test file, dropped after it. */
-export async function createTestDatabase (t: Cleanup, { max = 10 } = {}): Promise<TestDatabase> {
+export async function createTestDatabase (t: Cleanup, pool: Partial<PoolOptions> = {}): Promise<TestDatabase> {
   const name = `data_api_test_${randomBytes(6).toString('hex')}`
   const admin = createSql(testServerUrl(), { max: 1 })
   await admin.unsafe(`create database ${name} template ${TEMPLATE_DATABASE}`)
   const url = new URL(testServerUrl())
   url.pathname = `/${name}`
-  const sql = createSql(url.toString(), { max })
+  const sql = createSql(url.toString(), { max: 10, ...pool })
   t.after(async () => {
     await sql.end({ timeout: 5 })
     await admin.unsafe(`drop database if exists ${name} with (force)`)

@@ -7,7 +7,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { Sql } from '../../db/pool.ts'
 import { reserveConnection } from '../../db/scoped.ts'
-import { gather } from '../../lib/concurrency.ts'
+import { createPermits, gather } from '../../lib/concurrency.ts'
 import { Problem } from '../../lib/errors.ts'
 import { abortOnDisconnect } from '../../lib/request-signal.ts'
 import { problemResponses } from '../../lib/schemas.ts'
@@ -23,9 +23,18 @@ const DelayQuery = Type.Object({
 })
 const UserAndOrders = Type.Object({ user: User, orders: Type.Array(Order) })
 
-export interface DashboardOptions { sql: Sql, users: UsersRepository, partTimeoutMs: number }
+export interface DashboardOptions { sql: Sql, users: UsersRepository, partTimeoutMs: number, poolSize: number }
 
-export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, { sql, users, partTimeoutMs }) => {
+export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, { sql, users, partTimeoutMs, poolSize }) => {
+  // /slow and /fast hold connections for up to twice `delay_ms` each, for anyone who asks: together
+  // they may take at most half the pool, so the rest of the API keeps its connections.
+  const sleepingConnections = createPermits(Math.max(1, Math.floor(poolSize / 2)))
+  const takeSleepers = (connections: number): Disposable => {
+    const taken = sleepingConnections.tryTake(connections)
+    if (taken === undefined) throw new Problem('service-unavailable', 'Too many /slow and /fast requests are waiting in the database right now; retry shortly.')
+    return taken
+  }
+
   const requireUser = async (userId: number, signal: AbortSignal, repository = users): Promise<UserRow> => {
     const user = await repository.findUser(userId, signal)
     if (user === undefined) throw new Problem('not-found', `There is no user ${userId}.`)
@@ -84,6 +93,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   }, async (request, reply) => await withServerTiming(reply, async (timing) => {
     const { user_id: userId, delay_ms: delayMs } = request.query
     const signal = abortOnDisconnect(reply)
+    using held = takeSleepers(1)
     await using connection = await reserveConnection(sql)
     const fetches = slowFetches(createUsersRepository(connection), userId, delayMs)
     const user = await timing.measure('user', async () => await fetches.user(signal))
@@ -101,6 +111,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     },
   }, async (request, reply) => await withServerTiming(reply, async (timing) => {
     const { user_id: userId, delay_ms: delayMs } = request.query
+    using held = takeSleepers(2)
     const { values } = await gather(slowFetches(users, userId, delayMs), { signal: abortOnDisconnect(reply), timing })
     return values
   }))

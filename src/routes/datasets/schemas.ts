@@ -1,35 +1,57 @@
-// Wire shapes of the Data API.
-import Type from 'typebox'
+// The Data API's models, as TypeBox schemas: the wire shapes (validation, serialisation, OpenAPI)
+// and, through Static<>, the TypeScript types the code uses. Each model is written once, here.
+import Type, { type Static } from 'typebox'
 import { DateTime } from '../../lib/schemas.ts'
-
-export const DatasetId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Data set id' })
+import { ColumnTypeSchema } from './column-types.ts'
+import { FormatSchema } from './import/formats.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
-export const DatasetInfo = Type.Object({
+export const DatasetId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Data set id' })
+
+export const DatasetStatus = Type.Union([Type.Literal('importing'), Type.Literal('ready'), Type.Literal('failed')], { description: '`importing`: `rows` counts the rows so far' })
+export type DatasetStatus = Static<typeof DatasetStatus>
+
+export const DatasetSource = Type.Union([Type.Literal('upload'), Type.Literal('url'), Type.Literal('sample')])
+export type DatasetSource = Static<typeof DatasetSource>
+
+/** What the client may name a data set: in the query, in a form's fields, in a URL import. */
+export const DatasetNaming = {
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Default: the file name, or "upload"' })),
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+}
+export const DatasetNamingQuery = Type.Object(DatasetNaming)
+
+export const Dataset = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
   description: Nullable(Type.String()),
-  status: Type.Union([Type.Literal('importing'), Type.Literal('ready'), Type.Literal('failed')], { description: '`importing`: `rows` counts the rows so far' }),
+  status: DatasetStatus,
   rows: Type.Integer(),
   bytes: Type.Integer({ description: 'Size of the upload' }),
-  source: Type.Union([Type.Literal('upload'), Type.Literal('url'), Type.Literal('sample')]),
+  source: DatasetSource,
   source_url: Nullable(Type.String()),
-  format: Nullable(Type.Union([Type.Literal('csv'), Type.Literal('json'), Type.Literal('ndjson')])),
+  format: Nullable(FormatSchema),
   error: Nullable(Type.Object({ detail: Type.String(), line: Type.Optional(Type.Integer()), item: Type.Optional(Type.Integer()) }, { description: 'Why a failed import failed' })),
   created_at: DateTime,
   updated_at: DateTime,
 })
+export type Dataset = Static<typeof Dataset>
 
-export const Field = Type.Object({
+export const DatasetColumn = Type.Object({
+  position: Type.Integer({ minimum: 0 }),
   name: Type.String(),
-  type: Type.Union([Type.Literal('integer'), Type.Literal('numeric'), Type.Literal('boolean'), Type.Literal('date'), Type.Literal('timestamp'), Type.Literal('text')]),
+  type: ColumnTypeSchema,
   nullable: Type.Boolean({ description: 'Whether some rows have no value' }),
 })
+export type DatasetColumn = Static<typeof DatasetColumn>
+
+/** A column as clients see it: its place is its place in `fields`. */
+export const Field = Type.Omit(DatasetColumn, ['position'])
 
 const Scalar = Type.Union([Type.Number(), Type.String(), Type.Null()])
 export const ColumnStats = Type.Object({
-  type: Type.String(),
+  type: ColumnTypeSchema,
   count: Type.Integer({ description: 'Rows with a value' }),
   nulls: Type.Integer(),
   distinct: Type.Integer(),
@@ -44,9 +66,13 @@ export const ColumnStats = Type.Object({
   max_length: Type.Optional(Nullable(Type.Integer())),
   top: Type.Optional(Type.Array(Type.Object({ value: Type.String(), count: Type.Integer() }))),
 })
+export type ColumnStats = Static<typeof ColumnStats>
+
+export const DatasetStats = Type.Object({ count: Type.Integer(), columns: Type.Record(Type.String(), ColumnStats) })
+export type DatasetStats = Static<typeof DatasetStats>
 
 export const DatasetDetail = Type.Object({
-  dataset: DatasetInfo,
+  dataset: Dataset,
   schema: Type.Object({
     columns: Type.Array(Type.String(), { description: 'Column names, in order' }),
     fields: Type.Array(Field),
@@ -57,9 +83,10 @@ export const DatasetDetail = Type.Object({
     columns: Type.Record(Type.String(), ColumnStats, { description: 'Per column; empty until the statistics job has run' }),
   }),
 })
+export type DatasetDetail = Static<typeof DatasetDetail>
 
 export const DatasetList = Type.Object({
-  datasets: Type.Array(DatasetInfo),
+  datasets: Type.Array(Dataset),
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page' })),
 })
 
@@ -67,10 +94,10 @@ export const RowsPage = Type.Object({
   rows: Type.Array(Type.Record(Type.String(), Type.Unknown())),
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` (with the same sort and filters) for the next page; null on the last page' })),
 })
+export type RowsPage = Static<typeof RowsPage>
 
 export const UrlImport = Type.Object({
   url: Type.String({ maxLength: 4096, description: 'http(s) URL of a CSV, JSON array or NDJSON file; refused if it resolves to a private address' }),
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-  description: Type.Optional(Type.String({ maxLength: 2000 })),
-  format: Type.Optional(Type.Union([Type.Literal('csv'), Type.Literal('json'), Type.Literal('ndjson')], { description: 'Default: from the response Content-Type or the URL\'s extension' })),
-}, { additionalProperties: false })
+  ...DatasetNaming,
+  format: Type.Optional(FormatSchema),
+}, { additionalProperties: false, description: '`format` defaults to the one the response\'s Content-Type or the URL\'s extension names' })

@@ -1,11 +1,9 @@
 // The demo data set of an embedded database's first start, so that GET /datasets/1 and its rows,
 // statistics and export answer at once: deterministic weather observations, imported through the
 // same path as any upload.
-import { Readable } from 'node:stream'
-import type { Sql } from '../db/pool.ts'
-import type { JobQueue } from '../jobs/queue.ts'
-import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH } from '../lib/sample-data.ts'
-import { importWithin } from './service.ts'
+import type { Sql } from '../../db/pool.ts'
+import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH } from '../../lib/sample-data.ts'
+import type { DatasetService } from './service.ts'
 
 const STATIONS = ['Oslo Blindern', 'Bergen Florida', 'Tromsø', 'Trondheim Voll', 'Stavanger Sola', 'Bodø', 'Kristiansand', 'Lillehammer']
 const ROWS = 2_000
@@ -20,18 +18,22 @@ function observation (index: number): string {
 }
 
 /** Loads the demo data set once (recorded in seed_log), unless data sets exist already. */
-export async function seedDemoDataset (sql: Sql, jobs: JobQueue): Promise<boolean> {
+export async function seedDemoDataset (sql: Sql, datasets: DatasetService): Promise<boolean> {
   return await sql.begin(async (tx) => {
     const inserted = await tx`insert into seed_log (name) values ('demo-dataset') on conflict do nothing returning name`
     if (inserted.length === 0) return false
     const [existing] = await tx`select 1 from datasets limit 1`
     if (existing !== undefined) return false
-    const csv = Readable.from((function * () {
-      yield 'id,station,observed_on,temperature_c,rain_mm,windy\n'
-      yield * chunks(ROWS, observation)
-    })())
+    const csv = (function * () {
+      yield Buffer.from('id,station,observed_on,temperature_c,rain_mm,windy\n')
+      for (const text of chunks(ROWS, observation)) yield Buffer.from(text)
+    })()
     const dataset = { name: 'weather', description: 'Demo data: daily weather observations at eight Norwegian stations (generated).' }
-    await importWithin(tx, jobs, dataset, 'sample', 'csv', csv, Number.MAX_SAFE_INTEGER)
+    await datasets.importSample(tx, dataset, toAsync(csv))
     return true
   })
+}
+
+async function * toAsync<T> (items: Iterable<T>): AsyncGenerator<T> {
+  yield * items
 }

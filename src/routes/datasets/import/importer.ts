@@ -1,0 +1,247 @@
+// Loads rows into a data set's own table with COPY … FROM STDIN, inside the caller's transaction:
+// if anything fails, the rollback leaves no table behind.
+//
+// Types come from a sample (the first rows), then every value is checked as it streams past with
+// the codec of its column's type (column-types.ts), which accepts exactly what PostgreSQL does. A
+// value that does not fit its column widens the column first: the COPY in progress is finished,
+// the column is altered (at most twice per column: integer → numeric → text), and a new COPY goes
+// on. A column never narrows, so each row is written once.
+import { once } from 'node:events'
+import type { Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
+import type { TransactionSql } from 'postgres'
+import { fieldLiteral, isMissing, typeOf, widen, type ColumnType, type Value } from '../column-types.ts'
+import type { RowsTable } from '../table.ts'
+import { InvalidDataError, type DataLocation } from './invalid-data.ts'
+import type { Row, RowSource } from './sources.ts'
+
+export interface ImportedColumn { position: number, name: string, type: ColumnType, nullable: boolean }
+
+export interface ImportResult { rows: number, columns: ImportedColumn[] }
+
+export interface ImportOptions {
+  /** Called every PROGRESS_ROWS rows with the count so far (for "rows so far" while importing). */
+  onProgress?: (rows: number) => Promise<void>
+}
+
+const SAMPLE_ROWS = 1_000
+const CHUNK_CHARS = 256 * 1024
+const PROGRESS_ROWS = 50_000
+
+// COPY text format: backslash, newline, carriage return and tab are escaped; \N is NULL.
+const NEEDS_ESCAPE = /[\\\n\r\t]/
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+function copyField (text: string): string {
+  return NEEDS_ESCAPE.test(text) ? text.replace(/[\\\n\r\t]/g, (character) => ESCAPES[character]!) : text
+}
+
+/**
+ * A COPY … FROM STDIN of postgres.js, its errors watched for the stream's whole life: when the
+ * server rejects a row while the COPY is open, postgres.js destroys the stream with that error,
+ * and an 'error' nobody listens to would end the process.
+ */
+class CopyIn {
+  readonly #stream: Writable
+  readonly #done: Promise<void>
+
+  private constructor (stream: Writable) {
+    this.#stream = stream
+    this.#done = finished(stream)
+    this.#done.catch(() => {}) // awaited by write() and end(); this only marks it observed
+  }
+
+  static async open (tx: TransactionSql, statement: string): Promise<CopyIn> {
+    return new CopyIn(await tx.unsafe(statement).writable())
+  }
+
+  async write (chunk: string): Promise<void> {
+    if (this.#stream.write(chunk)) return
+    await Promise.race([once(this.#stream, 'drain'), this.#done])
+  }
+
+  async end (): Promise<void> {
+    this.#stream.end()
+    await this.#done
+  }
+
+  destroy (): void {
+    this.#stream.destroy()
+  }
+}
+
+/**
+ * Where each row came from, to name the line of a row PostgreSQL refused: the lines of rows
+ * 1…N are recorded only where they stop following on from the row before (a quoted field over
+ * several lines, a blank line), so this costs nothing for ordinary files.
+ */
+class RowLines {
+  readonly #rows: number[] = []
+  readonly #lines: number[] = []
+
+  record (row: number, line: number): void {
+    const last = this.#rows.length - 1
+    if (last >= 0 && line - this.#lines[last]! === row - this.#rows[last]!) return
+    this.#rows.push(row)
+    this.#lines.push(line)
+  }
+
+  lineOf (row: number): number | undefined {
+    let at = -1
+    for (let low = 0, high = this.#rows.length - 1; low <= high;) {
+      const middle = (low + high) >>> 1
+      if (this.#rows[middle]! <= row) {
+        at = middle
+        low = middle + 1
+      } else {
+        high = middle - 1
+      }
+    }
+    return at === -1 ? undefined : this.#lines[at]! + row - this.#rows[at]!
+  }
+}
+
+export async function importRows (tx: TransactionSql, table: RowsTable, source: RowSource, options: ImportOptions = {}): Promise<ImportResult> {
+  const types: Array<ColumnType | null> = []
+  const nullable: boolean[] = []
+  const where = (line: number): DataLocation => ({ [source.unit]: line })
+
+  // Read the sample with next(): breaking out of a for-await would close the generator.
+  const batches = source.batches()
+  const sample: Row[] = []
+  while (sample.length < SAMPLE_ROWS) {
+    const next = await batches.next()
+    if (next.done === true) break
+    sample.push(...next.value)
+  }
+  for (const { values } of sample) {
+    for (let index = 0; index < source.columns.length; index++) {
+      const value = values[index]
+      if (!isMissing(value)) types[index] = widen(types[index] ?? null, typeOf(value!, source.valueKind))
+    }
+  }
+  // A column with nothing but missing values in the sample starts as text (the widest).
+  const created = source.columns.map((_, index) => types[index] ?? 'text')
+  created.forEach((type, index) => { types[index] = type })
+  await table.create(tx, created)
+
+  let copy: CopyIn | undefined
+  let copyFirstRow = 1
+  let chunk = ''
+  let rows = 0
+  const lines = new RowLines()
+  const openCopy = async (): Promise<void> => {
+    copy = await CopyIn.open(tx, table.copyIn(types.length))
+    copyFirstRow = rows + 1
+  }
+  const flush = async (): Promise<void> => {
+    if (chunk === '' || copy === undefined) return
+    const text = chunk
+    chunk = ''
+    await copy.write(text)
+  }
+  const closeCopy = async (): Promise<void> => {
+    await flush()
+    const closing = copy
+    copy = undefined
+    await closing?.end()
+  }
+  /** Changes the table under the COPY: finish it, alter, start a new one. */
+  const alter = async (change: () => Promise<void>): Promise<void> => {
+    await closeCopy()
+    await change()
+    await openCopy()
+  }
+
+  /**
+   * Appends the rows to the COPY chunk, synchronously while every value fits; returns the index
+   * of the first row that needs its table changed (a new or wider column), or -1 when all fit.
+   */
+  const appendRows = (batch: Row[], from: number): number => {
+    const width = source.columns.length
+    for (let at = from; at < batch.length; at++) {
+      const { values, line } = batch[at]!
+      if (width > types.length) return at
+      let text = String(rows + 1)
+      for (let index = 0; index < width; index++) {
+        const value = values[index]
+        if (isMissing(value)) {
+          nullable[index] = true
+          text += '\t\\N'
+          continue
+        }
+        const fitting = fieldLiteral(types[index]!, value!, source.valueKind)
+        if (fitting === undefined) {
+          if (types[index] === 'text') throw new InvalidDataError(`the value of column "${source.columns[index]}" contains a character PostgreSQL cannot store (NUL, U+0000, or a lone UTF-16 surrogate)`, where(line))
+          return at
+        }
+        text += '\t' + copyField(fitting)
+      }
+      chunk += text + '\n'
+      rows++
+      lines.record(rows, line)
+    }
+    return -1
+  }
+
+  /** Makes the table hold every value of `values`: new columns, wider types. */
+  const accommodate = async (values: Value[]): Promise<void> => {
+    for (let index = 0; index < source.columns.length; index++) {
+      const value = values[index]
+      const type = isMissing(value) ? null : typeOf(value!, source.valueKind)
+      const current = types[index]
+      if (current === undefined) {
+        // A key first seen in a later JSON object: a new column, null in the rows before.
+        const added = type ?? 'text'
+        types[index] = added
+        nullable[index] = rows > 0 || type === null
+        await alter(async () => { await table.addColumn(tx, index, added) })
+      } else if (type !== null && widen(current, type) !== current) {
+        const wider = widen(current, type)!
+        types[index] = wider
+        await alter(async () => { await table.widenColumn(tx, index, wider) })
+      }
+    }
+  }
+
+  const writeBatch = async (batch: Row[]): Promise<void> => {
+    const before = rows
+    for (let from = 0; from < batch.length;) {
+      const stopped = appendRows(batch, from)
+      if (stopped === -1) break
+      await accommodate(batch[stopped]!.values)
+      from = stopped
+    }
+    if (chunk.length >= CHUNK_CHARS) await flush()
+    if (Math.floor(rows / PROGRESS_ROWS) > Math.floor(before / PROGRESS_ROWS)) await options.onProgress?.(rows)
+  }
+
+  await openCopy()
+  try {
+    await writeBatch(sample)
+    for (let next = await batches.next(); next.done !== true; next = await batches.next()) await writeBatch(next.value)
+    await closeCopy()
+  } catch (error) {
+    throw refusedRow(error, copyFirstRow, lines, source.unit) ?? error
+  } finally {
+    copy?.destroy()
+  }
+  await table.addPrimaryKey(tx)
+  return {
+    rows,
+    columns: source.columns.map((name, position) => ({ position, name, type: types[position] ?? 'text', nullable: nullable[position] === true })),
+  }
+}
+
+/**
+ * A row PostgreSQL refused during the COPY (a data exception, SQLSTATE class 22, or a row past a
+ * limit, class 54) as the invalid-data problem of its line. The codec should let no such value
+ * through; this keeps a gap in it a clear 400 rather than a failure of the service.
+ */
+function refusedRow (error: unknown, copyFirstRow: number, lines: RowLines, unit: RowSource['unit']): InvalidDataError | undefined {
+  const { code, message, where } = error as { code?: string, message?: string, where?: string }
+  if (typeof code !== 'string' || !/^(22|54)/.test(code)) return undefined
+  const copyLine = Number(/line (\d+)/.exec(where ?? '')?.[1])
+  const line = Number.isInteger(copyLine) ? lines.lineOf(copyFirstRow + copyLine - 1) : undefined
+  return new InvalidDataError(`PostgreSQL refused a value: ${message ?? code}`, line === undefined ? {} : { [unit]: line })
+}

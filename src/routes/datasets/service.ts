@@ -1,0 +1,343 @@
+// The rules of data sets: how an upload becomes a data set (imported during the request when
+// small, stored and imported by a job when large or from a URL), what may be read when (rows only
+// once ready), how one is deleted while it is imported or read, and what an import job does.
+//
+// No client holds a database connection while it sends: a small upload is read whole into memory
+// (within a budget) before its transaction opens, a large one is stored piece by piece, each piece
+// a statement of its own. An import is one transaction (metadata, table, rows, columns and the
+// statistics job commit together or not at all); a malformed upload leaves nothing behind.
+import { randomUUID } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import { request as httpRequest } from 'undici'
+import type { TransactionSql } from 'postgres'
+import { withoutStatementTimeout, type Sql } from '../../db/pool.ts'
+import type { JobQueue } from '../../jobs/queue.ts'
+import { gather } from '../../lib/concurrency.ts'
+import { Problem } from '../../lib/errors.ts'
+import type { ServerTiming } from '../../lib/server-timing.ts'
+import type { Config } from '../../config.ts'
+import { createSsrfGuard, parseAllowlist, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
+import { exportRows, type ExportFormat } from './export.ts'
+import { decodeText } from './import/decode.ts'
+import { charsetOf, formatOf, type Format } from './import/formats.ts'
+import { importRows } from './import/importer.ts'
+import { InvalidDataError } from './import/invalid-data.ts'
+import { rowSource } from './import/sources.ts'
+import { createDatasetsRepository, type NewDataset } from './repository.ts'
+import { queryRows, type RowsRequest } from './rows.ts'
+import type { Dataset, DatasetColumn, DatasetDetail, DatasetSource, RowsPage } from './schemas.ts'
+import { computeDatasetStats } from './stats.ts'
+import { rowsTable } from './table.ts'
+
+/** An upload as the route read it from HTTP: a file's bytes, or a URL to import from. */
+export type Upload =
+  | { kind: 'file', format: Format, charset: string, input: AsyncIterable<Buffer>, contentLength?: number }
+  | { kind: 'url', url: string, /** When the client names it; else from the response. */ format?: Format }
+
+export interface DatasetServiceOptions {
+  sql: Sql
+  jobs: JobQueue
+  guard: SsrfGuard
+  /** Uploads up to this many bytes (by Content-Length) are imported during the request. */
+  syncMaxBytes: number
+  maxBytes: number
+  pageMaxBytes: number
+  fetchTimeoutMs: number
+  /** How long an upload may take to arrive; stored pieces older than twice this with no data set are removed. */
+  uploadTimeoutMs: number
+}
+
+export type DatasetService = ReturnType<typeof createDatasetService>
+
+/** What the client named the data set (the name defaults to the file's, or the URL's last segment). */
+export type Naming = Omit<NewDataset, 'name'> & { name?: string }
+
+const PIECE_BYTES = 1024 * 1024
+// Small uploads are held in memory while they arrive, at most this many of them at once (by bytes).
+const SYNC_UPLOADS_IN_MEMORY = 4
+// DELETE waits at most this long for a lock (an import finishing, another DELETE of the same set).
+const DELETE_LOCK_TIMEOUT = '2s'
+
+/** A data set deleted while its import ran: the import rolls back and the job ends quietly. */
+class DatasetGone extends Error {}
+
+export function createDatasetService (options: DatasetServiceOptions) {
+  const { sql, jobs } = options
+  const datasets = createDatasetsRepository(sql)
+  const memoryBudget = SYNC_UPLOADS_IN_MEMORY * options.syncMaxBytes
+  let bytesInMemory = 0
+
+  const notFound = (id: number): Problem => new Problem('not-found', `There is no data set ${id}.`)
+
+  const detailOf = (dataset: Dataset, columns: DatasetColumn[], stats?: { stats: { columns: DatasetDetail['stats']['columns'] }, computed_at: Date }): DatasetDetail => ({
+    dataset,
+    schema: { columns: columns.map((column) => column.name), fields: columns.map(({ name, type, nullable }) => ({ name, type, nullable })) },
+    stats: { count: dataset.rows, computed_at: stats?.computed_at ?? null, columns: stats?.stats.columns ?? {} },
+  })
+
+  /** A ready data set and its columns, read at once; 404 when missing, 409 while importing or failed. */
+  const readable = async (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
+    const { values } = await gather({
+      dataset: async (branch) => await datasets.find(id, branch),
+      columns: async (branch) => await datasets.columns(id, branch),
+    }, { signal, timing })
+    const { dataset, columns } = values
+    if (dataset === undefined) throw notFound(id)
+    if (dataset.status === 'importing') throw new Problem('conflict', `Data set ${id} is still importing (${dataset.rows} rows so far); its rows are readable once its status is "ready".`)
+    if (dataset.status === 'failed') throw new Problem('conflict', `Data set ${id} failed to import: ${dataset.error?.detail ?? 'unknown reason'}`)
+    return { dataset, columns }
+  }
+
+  /** A whole import inside the caller's transaction: the ready data set (its statistics job enqueued). */
+  const importInto = async (tx: TransactionSql, dataset: NewDataset, source: DatasetSource, format: Format, input: AsyncIterable<Buffer>, charset: string): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
+    await tx`set local statement_timeout to 0`
+    const created = await datasets.insert(tx, dataset, { source, format })
+    const counted = countBytes(input, options.maxBytes)
+    const result = await importRows(tx, rowsTable(created.id), rowSource(format, counted, charset))
+    const ready = await datasets.finishImport(tx, created.id, null, { ...result, format, bytes: counted.bytes })
+    await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: created.id })
+    return { dataset: ready, columns: result.columns }
+  }
+
+  /**
+   * Stores a large upload in the database, in pieces each written on its own (so any worker on
+   * any machine can import it, and a slow client holds no connection), then creates the data set
+   * and its import job in one transaction: 202 now, rows later. The upload is decoded as it
+   * arrives, so invalid text is refused now, and the stored pieces are UTF-8.
+   */
+  const spool = async (dataset: NewDataset, format: Format, input: AsyncIterable<Buffer>, charset: string): Promise<Dataset> => {
+    await datasets.sweepPieces(2 * options.uploadTimeoutMs)
+    const uploadId = randomUUID()
+    const counted = countBytes(input, options.maxBytes)
+    let seq = 0
+    let pieces: Buffer[] = []
+    let size = 0
+    const store = async (): Promise<void> => {
+      if (size === 0) return
+      await datasets.storePiece(uploadId, seq++, Buffer.concat(pieces))
+      pieces = []
+      size = 0
+    }
+    try {
+      for await (const text of decodeText(counted, charset)) {
+        const piece = Buffer.from(text)
+        pieces.push(piece)
+        size += piece.length
+        if (size >= PIECE_BYTES) await store()
+      }
+      await store()
+      return await sql.begin(async (tx) => {
+        const created = await datasets.insert(tx, dataset, { source: 'upload', format, uploadId, bytes: counted.bytes })
+        await jobs.enqueue(tx, 'import_dataset', { dataset_id: created.id })
+        return created
+      })
+    } catch (error) {
+      await datasets.deletePieces(uploadId)
+      throw error
+    }
+  }
+
+  /** The pieces of a stored upload, one query each, as a stream of bytes. */
+  async function * storedUpload (uploadId: string): AsyncGenerator<Buffer> {
+    for (let seq = 0; ; seq++) {
+      const piece = await datasets.readPiece(uploadId, seq)
+      if (piece === undefined) return
+      yield piece
+    }
+  }
+
+  /** A URL import's response, through the SSRF guard; a 4xx answer or an unknown format is final. */
+  const fetchImport = async (url: string, named: Format | null, signal: AbortSignal): Promise<{ input: Readable, format: Format, charset: string }> => {
+    const checked = await options.guard.check(url)
+    const timeout = options.fetchTimeoutMs
+    const dispatcher = options.guard.agent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout })
+    const response = await httpRequest(checked, { dispatcher, signal, headers: { accept: 'text/csv, application/x-ndjson, application/json;q=0.9, */*;q=0.5' } })
+    response.body.once('close', () => { void dispatcher.close() })
+    const refuse = async (error: Error): Promise<never> => {
+      await response.body.dump()
+      throw error
+    }
+    if (response.statusCode >= 400 && response.statusCode < 500) return await refuse(new InvalidDataError(`The URL answered ${response.statusCode}.`))
+    if (response.statusCode !== 200) return await refuse(new Error(`import URL answered ${response.statusCode}`)) // retried
+    const contentType = response.headers['content-type']
+    const type = typeof contentType === 'string' ? contentType : undefined
+    const format = named ?? formatOf(type, checked.pathname)
+    if (format === undefined) return await refuse(new InvalidDataError('The format of the URL\'s data is unknown: give `format` (csv, json or ndjson) with the import.'))
+    let charset: string
+    try {
+      charset = charsetOf(type)
+    } catch (error) {
+      return await refuse(new InvalidDataError((error as Error).message))
+    }
+    return { input: response.body, format, charset }
+  }
+
+  return {
+    /** The lesson's {dataset, schema, stats}: three reads at once, one Server-Timing entry each. */
+    async detail (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<DatasetDetail> {
+      const { values } = await gather({
+        dataset: async (branch) => {
+          const dataset = await datasets.find(id, branch)
+          if (dataset === undefined) throw notFound(id)
+          return dataset
+        },
+        schema: async (branch) => await datasets.columns(id, branch),
+        stats: async (branch) => await datasets.stats(id, branch),
+      }, { signal, timing })
+      return detailOf(values.dataset, values.schema, values.stats)
+    },
+
+    async list (page: { limit: number, before?: number }, signal: AbortSignal): Promise<{ datasets: Dataset[], next_cursor: string | null }> {
+      const rows = await datasets.list({ limit: page.limit + 1, before: page.before }, signal)
+      const found = rows.slice(0, page.limit)
+      return { datasets: found, next_cursor: rows.length > page.limit ? String(found.at(-1)!.id) : null }
+    },
+
+    /**
+     * A data set from an upload: imported now (201) when its Content-Length is at most
+     * syncMaxBytes and it fits the memory budget, else stored and imported by a job (202); a URL
+     * import is always a job.
+     */
+    async create (upload: Upload, naming: Naming): Promise<DatasetDetail> {
+      if (upload.kind === 'url') {
+        const url = await options.guard.check(upload.url)
+        const dataset = { ...naming, name: naming.name ?? (url.pathname.split('/').pop() || 'import') }
+        const created = await sql.begin(async (tx) => {
+          const row = await datasets.insert(tx, dataset, { source: 'url', format: upload.format ?? null, sourceUrl: url.href })
+          await jobs.enqueue(tx, 'import_dataset', { dataset_id: row.id })
+          return row
+        })
+        return detailOf(created, [])
+      }
+      const dataset = { ...naming, name: naming.name ?? 'upload' }
+      const length = upload.contentLength
+      if (length === undefined || length > options.syncMaxBytes || bytesInMemory + length > memoryBudget) {
+        return detailOf(await spool(dataset, upload.format, upload.input, upload.charset), [])
+      }
+      bytesInMemory += length
+      try {
+        const whole = await readWhole(upload.input, options.maxBytes)
+        const imported = await sql.begin(async (tx) => await importInto(tx, dataset, 'upload', upload.format, whole, upload.charset))
+        return detailOf(imported.dataset, imported.columns)
+      } finally {
+        bytesInMemory -= length
+      }
+    },
+
+    /** Imports generated data (the demo data set) inside the caller's transaction. */
+    async importSample (tx: TransactionSql, dataset: NewDataset, csv: AsyncIterable<Buffer>): Promise<Dataset> {
+      return (await importInto(tx, dataset, 'sample', 'csv', csv, 'utf-8')).dataset
+    },
+
+    async rows (id: number, request: RowsRequest, signal: AbortSignal): Promise<RowsPage> {
+      const { columns } = await readable(id, signal)
+      return await queryRows(sql, id, columns, request, { signal, maxBytes: options.pageMaxBytes })
+    },
+
+    async export (id: number, format: ExportFormat, signal: AbortSignal): Promise<{ dataset: Dataset, rows: Readable }> {
+      const { dataset, columns } = await readable(id, signal)
+      return { dataset, rows: exportRows(sql, id, columns, format, signal) }
+    },
+
+    /**
+     * Deletes a data set and its table at once, whatever is running on it: an import notices at
+     * its next progress report and rolls back; queries on its table (reads, the statistics job)
+     * are cancelled so that the table can go. False when there was no such data set.
+     */
+    async remove (id: number): Promise<boolean> {
+      const table = rowsTable(id)
+      return await sql.begin(async (tx) => {
+        await tx.unsafe(`set local lock_timeout to '${DELETE_LOCK_TIMEOUT}'`)
+        if (await datasets.delete(tx, id) === undefined) return false
+        await tx`
+          select pg_cancel_backend(pid) from pg_locks
+          where relation = to_regclass(${table.name})::oid and pid <> pg_backend_pid() and granted`
+        await table.drop(tx)
+        return true
+      })
+    },
+
+    /**
+     * The import job. Data problems (malformed rows, a refused or missing URL) are final: the data
+     * set is marked failed with the reason and where. Anything else (database or network down) is
+     * thrown, so the queue retries; the last attempt marks it failed too.
+     */
+    async runImport (id: number, { lastAttempt, signal }: { lastAttempt: boolean, signal: AbortSignal }): Promise<void> {
+      const source = await datasets.importSource(id)
+      if (source?.status !== 'importing') return // deleted, or a repeated job of a finished import
+      try {
+        const { input, format, charset } = source.source === 'url'
+          ? await fetchImport(source.source_url!, source.format, signal)
+          : { input: storedUpload(source.upload_id!), format: source.format ?? 'csv', charset: 'utf-8' }
+        await withoutStatementTimeout(sql, async (tx) => {
+          // One attempt at a time (an expired attempt may still run beside its retry).
+          const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-import:${id}`}, 0)) as locked`
+          if (!locked) throw new Error(`another attempt of the import of data set ${id} is running`)
+          const counted = countBytes(input, options.maxBytes)
+          const result = await importRows(tx, rowsTable(id), rowSource(format, counted, charset), {
+            // Outside the transaction, so that readers see the count while the import runs.
+            onProgress: async (rows) => { if (!await datasets.recordProgress(id, rows)) throw new DatasetGone() },
+          })
+          const importing = await datasets.lockImporting(tx, id)
+          if (importing === undefined) throw new DatasetGone()
+          // A stored upload's size is the size it was sent at (the pieces are its UTF-8 text).
+          await datasets.finishImport(tx, id, importing.uploadId, { ...result, format, bytes: source.source === 'url' ? counted.bytes : undefined })
+          await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: id })
+        })
+      } catch (error) {
+        if (error instanceof DatasetGone || (await datasets.importSource(id)) === undefined) return
+        const final = error instanceof Problem && error.status < 500
+        if (!final && !lastAttempt) throw error
+        const detail = error instanceof Problem ? error.message : 'The import failed repeatedly; see the service log.'
+        await datasets.markFailed(id, detail, error instanceof InvalidDataError ? error.location : {})
+        if (!final) throw error
+      }
+    },
+
+    /** The statistics job; nothing to do once the data set is gone (a DELETE cancels it). */
+    async computeStats (id: number): Promise<void> {
+      try {
+        await computeDatasetStats(sql, datasets, id)
+      } catch (error) {
+        if (await datasets.find(id) !== undefined) throw error
+      }
+    },
+
+    countsByStatus: async (signal: AbortSignal) => await datasets.countsByStatus(signal),
+  }
+}
+
+/** The service as configured: the API's routes and the job worker each make theirs with this. */
+export function createConfiguredDatasetService (config: Config, deps: { sql: Sql, jobs: JobQueue }): DatasetService {
+  return createDatasetService({
+    ...deps,
+    guard: createSsrfGuard({ allow: parseAllowlist(config.SSRF_ALLOWLIST) }),
+    syncMaxBytes: config.DATASET_SYNC_MAX_BYTES,
+    maxBytes: config.DATASET_MAX_BYTES,
+    pageMaxBytes: config.DATASET_PAGE_MAX_BYTES,
+    fetchTimeoutMs: config.DATASET_FETCH_TIMEOUT_MS,
+    uploadTimeoutMs: config.REQUEST_TIMEOUT_MS,
+  })
+}
+
+/** The bytes of an upload as they pass, counted; more than `maxBytes` is a 413. */
+function countBytes (input: AsyncIterable<Buffer>, maxBytes: number): AsyncIterable<Buffer> & { readonly bytes: number } {
+  let bytes = 0
+  return {
+    get bytes () { return bytes },
+    async * [Symbol.asyncIterator] () {
+      for await (const chunk of input) {
+        bytes += chunk.length
+        if (bytes > maxBytes) throw new Problem('payload-too-large', `The upload is larger than ${maxBytes} bytes (DATASET_MAX_BYTES).`)
+        yield chunk
+      }
+    },
+  }
+}
+
+/** A small upload read whole, before any database work. */
+async function readWhole (input: AsyncIterable<Buffer>, maxBytes: number): Promise<AsyncIterable<Buffer>> {
+  const chunks: Buffer[] = []
+  for await (const chunk of countBytes(input, maxBytes)) chunks.push(chunk)
+  return (async function * () { yield * chunks })()
+}

@@ -1,0 +1,111 @@
+// Statistics of a data set, computed in SQL by a job after each import and stored, so that
+// GET /datasets/{id} reads them instead of scanning the rows. One aggregate pass gives count,
+// nulls, min, max, mean and stddev of every column; distinct counts are exact up to
+// DISTINCT_EXACT_MAX rows and PostgreSQL's planner estimate (ANALYZE) above; text columns get their
+// most frequent values. The same job then indexes the columns, so sorting and filtering rows stays
+// an index scan however large the data set.
+import type { TransactionSql } from 'postgres'
+import { withoutStatementTimeout, type Sql } from '../../db/pool.ts'
+import type { DatasetsRepository } from './repository.ts'
+import type { ColumnStats, DatasetColumn, DatasetStats } from './schemas.ts'
+import { ROWS_SCHEMA, rowsTable, type RowsTable } from './table.ts'
+
+const DISTINCT_EXACT_MAX = 100_000
+const TOP_VALUES = 5
+// A btree entry must fit in a third of a page; longer text is not indexed (sorting on it scans).
+const INDEXABLE_TEXT_LENGTH = 1_000
+
+type Aggregates = Record<string, string>
+
+/** Aggregates of one column, as SQL over its physical name only (never a user-given name). */
+function aggregates (table: RowsTable, column: DatasetColumn, exactDistinct: boolean): Aggregates {
+  const c = table.column(column.position)
+  const common: Aggregates = { count: `count(${c})`, ...(exactDistinct && { distinct: `count(distinct ${c})` }) }
+  switch (column.type) {
+    case 'integer':
+    case 'numeric':
+      // As text, made numbers in JavaScript: a numeric beyond a double's range or precision (1e-400)
+      // would make a cast to float8 fail.
+      return { ...common, min: `min(${c})::text`, max: `max(${c})::text`, mean: `avg(${c})::text`, stddev: `stddev_samp(${c})::text` }
+    case 'date':
+    case 'timestamp':
+      return { ...common, min: `to_json(min(${c}))#>>'{}'`, max: `to_json(max(${c}))#>>'{}'` }
+    case 'boolean':
+      return { ...common, true_count: `count(*) filter (where ${c})`, false_count: `count(*) filter (where not ${c})` }
+    case 'text':
+      return { ...common, min_length: `min(length(${c}))`, max_length: `max(length(${c}))` }
+  }
+}
+
+const NUMERIC_STATS = new Set(['min', 'max', 'mean', 'stddev'])
+
+/**
+ * Computes and stores the statistics of a data set, then indexes its columns; false when it is no
+ * longer there (deleted meanwhile, or not ready).
+ */
+export async function computeDatasetStats (sql: Sql, datasets: DatasetsRepository, datasetId: number): Promise<boolean> {
+  const dataset = await datasets.find(datasetId)
+  if (dataset?.status !== 'ready') return false
+  const columns = await datasets.columns(datasetId)
+  const table = rowsTable(datasetId)
+  const exactDistinct = dataset.rows <= DISTINCT_EXACT_MAX
+
+  const stats = await withoutStatementTimeout(sql, async (tx) => {
+    if (await tx`select to_regclass(${table.name}) as found`.then(([row]) => row?.found === null)) return undefined
+    const selects = ['count(*) as rows']
+    for (const column of columns) {
+      for (const [stat, expression] of Object.entries(aggregates(table, column, exactDistinct))) selects.push(`${expression} as s${column.position}_${stat}`)
+    }
+    const [totals] = await tx.unsafe<[Record<string, number | string | null>]>(`select ${selects.join(', ')} from ${table.name}`)
+    const estimates = exactDistinct ? new Map<string, number>() : await distinctEstimates(tx, table, dataset.rows)
+
+    const result: DatasetStats = { count: Number(totals.rows), columns: {} }
+    for (const column of columns) {
+      const value = (stat: string): number | string | null => totals[`s${column.position}_${stat}`] ?? null
+      const count = Number(value('count'))
+      const entry: Record<string, unknown> = {
+        type: column.type,
+        count,
+        nulls: result.count - count,
+        distinct: exactDistinct ? Number(value('distinct')) : Math.min(count, estimates.get(table.column(column.position)) ?? 0),
+        distinct_estimated: !exactDistinct,
+      }
+      for (const stat of Object.keys(aggregates(table, column, false))) {
+        const found = value(stat)
+        if (stat !== 'count') entry[stat] = NUMERIC_STATS.has(stat) && found !== null && column.type !== 'date' && column.type !== 'timestamp' ? Number(found) : found
+      }
+      if (column.type === 'text') entry.top = await topValues(tx, table, column)
+      result.columns[column.name] = entry as ColumnStats
+    }
+    return result
+  })
+  if (stats === undefined || await datasets.find(datasetId) === undefined) return false
+  await datasets.saveStats(datasetId, stats)
+  await indexColumns(sql, table, columns, stats)
+  return true
+}
+
+/** PostgreSQL's estimate of distinct values per column, from ANALYZE's sample. */
+async function distinctEstimates (tx: TransactionSql, table: RowsTable, rows: number): Promise<Map<string, number>> {
+  await tx.unsafe(`analyze ${table.name}`)
+  const found = await tx<Array<{ attname: string, n_distinct: number }>>`
+    select attname, n_distinct::float8 as n_distinct from pg_stats where schemaname = ${ROWS_SCHEMA} and tablename = ${table.relation}`
+  // n_distinct < 0 is a fraction of the rows (-1: all distinct).
+  return new Map(found.map(({ attname, n_distinct: n }) => [attname, n < 0 ? Math.round(-n * rows) : n]))
+}
+
+async function topValues (tx: TransactionSql, table: RowsTable, column: DatasetColumn): Promise<Array<{ value: string, count: number }>> {
+  const c = table.column(column.position)
+  return await tx.unsafe<Array<{ value: string, count: number }>>(`
+    select ${c} as value, count(*)::int8 as count from ${table.name} where ${c} is not null
+    group by ${c} order by count desc, value limit ${TOP_VALUES}`)
+}
+
+/** One (column, _row) index per column: keyset paging under any sort, filters by index. */
+async function indexColumns (sql: Sql, table: RowsTable, columns: DatasetColumn[], stats: DatasetStats): Promise<void> {
+  for (const column of columns) {
+    const entry = stats.columns[column.name]
+    if (column.type === 'text' && Number(entry?.max_length ?? 0) > INDEXABLE_TEXT_LENGTH) continue
+    await withoutStatementTimeout(sql, async (tx) => { await table.index(tx, column.position) })
+  }
+}

@@ -1,0 +1,123 @@
+// The table that holds one data set's rows, and the only module that knows its SQL shape:
+// `dataset_rows.ds_<id>`, a column `c1…cN` per data set column (the names users gave live in
+// dataset_columns and never reach SQL: no quoting to get wrong, no 63-byte truncation) and `_row`,
+// the row number, which is the primary key and every ordering's tie-breaker.
+//
+// Values reach SQL only as the literals of column-types.ts, sent as text and cast here; values come
+// back through `output` (numbers as numbers, dates as YYYY-MM-DD, timestamps as ISO 8601 in UTC
+// with their microseconds), in exports as `csvField` and `jsonField`, and for cursors as the text
+// `sortKey` writes, which `literal` reads back.
+import type { Fragment, TransactionSql } from 'postgres'
+import type { Sql } from '../../db/pool.ts'
+import { SQL_TYPES, type ColumnType } from './column-types.ts'
+
+export const ROWS_SCHEMA = 'dataset_rows'
+
+/** What the table needs to know of a column: where it is and what it holds. */
+export interface TableColumn { position: number, type: ColumnType }
+
+// Text columns sort by code point and match case-insensitively by Unicode rules (PostgreSQL 17's
+// builtin C.UTF-8 collation), whatever the database's default; older servers get "C": the same
+// order, case-insensitive for ASCII letters only.
+const TEXT_COLLATIONS = ['pg_c_utf8', 'C']
+
+export type RowsTable = ReturnType<typeof rowsTable>
+
+/** A column's SQL type; for text with the collation above (the first of them the server has). */
+async function columnDefinition (tx: TransactionSql, type: ColumnType): Promise<string> {
+  if (type !== 'text') return SQL_TYPES[type]
+  const [found] = await tx<Array<{ collation: string }>>`
+    select collname as collation from pg_collation where collname in ${tx(TEXT_COLLATIONS)}
+    order by array_position(${TEXT_COLLATIONS}::text[], collname::text) limit 1`
+  return `text collate "${found?.collation ?? 'C'}"`
+}
+
+export function rowsTable (datasetId: number) {
+  if (!Number.isSafeInteger(datasetId) || datasetId < 1) throw new Error(`not a data set id: ${datasetId}`)
+  const relation = `ds_${datasetId}`
+  const name = `${ROWS_SCHEMA}.${relation}`
+  const column = (position: number): string => `c${position + 1}`
+
+  return {
+    /** The schema-qualified table name, for SQL text (COPY statements take no parameters). */
+    name,
+    /** The table's name in pg_class / pg_stats (in ROWS_SCHEMA). */
+    relation,
+    column,
+    /** The table as an identifier in a tagged query. */
+    identifier: (sql: Sql | TransactionSql): Fragment => sql(name) as unknown as Fragment,
+
+    async create (tx: TransactionSql, types: readonly ColumnType[]): Promise<void> {
+      const text = await columnDefinition(tx, 'text')
+      const columns = ['_row bigint not null', ...types.map((type, position) => `${column(position)} ${type === 'text' ? text : SQL_TYPES[type]}`)]
+      await tx.unsafe(`create table ${name} (${columns.join(', ')})`)
+    },
+    async addColumn (tx: TransactionSql, position: number, type: ColumnType): Promise<void> {
+      await tx.unsafe(`alter table ${name} add column ${column(position)} ${await columnDefinition(tx, type)}`)
+    },
+    async widenColumn (tx: TransactionSql, position: number, type: ColumnType): Promise<void> {
+      const c = column(position)
+      // A timestamp widened from a date keeps its midnight in UTC (the session's time zone).
+      await tx.unsafe(`alter table ${name} alter column ${c} type ${await columnDefinition(tx, type)} using ${c}::${SQL_TYPES[type]}`)
+    },
+    async addPrimaryKey (tx: TransactionSql): Promise<void> {
+      await tx.unsafe(`alter table ${name} add primary key (_row)`)
+    },
+    /** COPY … FROM STDIN of the row number and the first `width` columns, in order. */
+    copyIn: (width: number): string => `copy ${name} (${['_row', ...Array.from({ length: width }, (_, position) => column(position))].join(', ')}) from stdin`,
+    async drop (tx: TransactionSql): Promise<void> {
+      await tx.unsafe(`drop table if exists ${name}`)
+    },
+    /** An index for sorting and filtering by a column: (column, _row), the order keyset paging walks. */
+    async index (sql: Sql | TransactionSql, position: number): Promise<void> {
+      await sql.unsafe(`create index if not exists ${relation}_${column(position)} on ${name} (${column(position)}, _row)`)
+    },
+
+    /** A literal (column-types.ts) as a value of the column's type. */
+    value: (sql: Sql, { type }: TableColumn, text: string): Fragment => sql`${text}::text::${sql.unsafe(SQL_TYPES[type])}`,
+    /** A list of literals as an array of the column's type. */
+    values: (sql: Sql, { type }: TableColumn, texts: string[]): Fragment => sql`${texts}::text[]::${sql.unsafe(SQL_TYPES[type])}[]`,
+    /** The column as an identifier in a tagged query. */
+    ref: (sql: Sql, { position }: TableColumn): Fragment => sql(column(position)) as unknown as Fragment,
+    /** SQL of a column's value as it is sent to clients; `decode` finishes it in JavaScript. */
+    output: ({ position, type }: TableColumn, qualifier = ''): string => {
+      const c = qualifier + column(position)
+      if (type === 'date') return `${c}::text`
+      if (type === 'timestamp') return timestampText(c)
+      return c // numeric arrives as its exact text: decode makes it a number, never an overflow error in SQL
+    },
+    /** SQL of a column's value as the text of a literal: the sort key a cursor carries. */
+    sortKey: ({ position, type }: TableColumn): string => {
+      const c = column(position)
+      if (type === 'timestamp') return timestampText(c)
+      return type === 'text' ? c : `${c}::text`
+    },
+    /** SQL of a column's value as a CSV field that imports back as the same value. */
+    csvField: ({ position, type }: TableColumn): string => {
+      const c = column(position)
+      if (type === 'timestamp') return timestampText(c)
+      return type === 'boolean' ? `${c}::text` : c
+    },
+    /** SQL of a column's value as JSON text ('null' when missing). */
+    jsonField: ({ position, type }: TableColumn): string => {
+      const c = column(position)
+      return `coalesce(to_json(${type === 'timestamp' ? timestampText(c) : c})::text, 'null')`
+    },
+    /** SQL of the number of bytes a column's value adds to a response, near enough to bound a page. */
+    size: ({ position, type }: TableColumn): string => type === 'text' ? `coalesce(octet_length(${column(position)}), 4)` : '24',
+  }
+}
+
+/**
+ * A timestamp as ISO 8601 in UTC with its microseconds (trailing zeros dropped), `Z` for the zone:
+ * the connection's TimeZone is UTC (db/pool.ts), so to_json writes +00:00, which becomes Z.
+ */
+function timestampText (c: string): string {
+  return `replace(to_json(${c})#>>'{}', '+00:00', 'Z')`
+}
+
+/** A value from `output` as the JSON value clients get. */
+export function decode (type: ColumnType, value: unknown): unknown {
+  if (value === null || type !== 'numeric') return value
+  return Number(value)
+}
