@@ -378,3 +378,166 @@ describe('demo data set', () => {
     assert.equal((await demo.app.inject('/datasets/1/rows?station=Bodø&limit=1000')).json().rows.length > 0, true)
   })
 })
+
+// Each case below was reproduced against the code before its fix (issue #15): wrong rows, 500s,
+// or inputs that slipped past their checks.
+describe('values on their way to SQL go through the codec of their column type', () => {
+  const weather = 'id,windy,ts,n\n' +
+    '1,true,2026-01-01T10:00:00.123456Z,1.5\n' +
+    '2,false,2026-01-01T10:00:00.123457Z,2\n' +
+    '3,true,2026-01-01T10:00:00.123456Z,\n' +
+    '4,,2026-01-01T09:00:00.5+01:00,12.50\n' +
+    '5,false,,-3\n'
+
+  it('filters booleans by their value, not by the driver\'s guess ("true" became false)', async () => {
+    const { dataset } = await created(weather, 'text/csv')
+    assert.deepEqual((await allRows(dataset.id, '&windy=true', 10)).map((row) => row.id), [1, 3])
+    assert.deepEqual((await allRows(dataset.id, '&windy=false', 10)).map((row) => row.id), [2, 5])
+    assert.deepEqual((await allRows(dataset.id, '&windy__in=TRUE,false', 10)).map((row) => row.id), [1, 2, 3, 5])
+  })
+
+  for (const sort of ['windy', '-windy', 'ts', '-ts', 'n', '-n']) {
+    it(`pages sort=${sort} one row at a time, every row once`, async () => {
+      const { dataset } = await created(weather, 'text/csv')
+      const rows = await allRows(dataset.id, `&sort=${sort}`, 1)
+      assert.deepEqual(rows.map((row) => row.id).sort(), [1, 2, 3, 4, 5])
+    })
+  }
+
+  it('keeps the microseconds of timestamps, in filters, cursors and answers', async () => {
+    const { dataset } = await created(weather, 'text/csv')
+    assert.deepEqual((await allRows(dataset.id, '&ts=2026-01-01T10:00:00.123456Z', 10)).map((row) => row.id), [1, 3])
+    assert.deepEqual((await allRows(dataset.id, '&sort=ts', 1)).map((row) => [row.id, row.ts]), [
+      [4, '2026-01-01T08:00:00.5Z'], [1, '2026-01-01T10:00:00.123456Z'], [3, '2026-01-01T10:00:00.123456Z'], [2, '2026-01-01T10:00:00.123457Z'], [5, null],
+    ])
+    // Offsets PostgreSQL reads, which `new Date()` refused (a 500 before).
+    assert.deepEqual((await allRows(dataset.id, '&ts__gt=2026-01-01T15:00%2B05', 10)).map((row) => row.id), [1, 2, 3])
+    assert.deepEqual((await allRows(dataset.id, '&n=12.5', 10)).map((row) => row.id), [4])
+  })
+
+  for (const [query, detail] of [
+    ['ts=0000-01-01T00:00:00Z', /not a valid timestamp/],
+    ['ts__gt=2026-01-01T10:00%2B16:00', /not a valid timestamp/],
+    ['n=1e400', /not a valid numeric/],
+    ['id__in=1,,2', /a value is required/],
+    ['windy=', /a value is required/],
+    ['windy=yes', /not a valid boolean/],
+    ['windy__gt=true', /does not apply to boolean/],
+  ] as const) {
+    it(`answers ${query} with a 400 naming the parameter`, async () => {
+      const { dataset } = await created(weather, 'text/csv')
+      const response = await fetch(`${base}/datasets/${dataset.id}/rows?${query}`)
+      assert.equal(response.status, 400)
+      const problem = await json(response)
+      assert.match(problem.detail, detail)
+      assert.equal(problem.errors[0].pointer, `/${query.split('=')[0]}`)
+    })
+  }
+
+  it('refuses a forged cursor whose sort key is no value of its column (a 500 before)', async () => {
+    const { dataset } = await created(weather, 'text/csv')
+    const forged = Buffer.from(JSON.stringify({ s: 'ts', v: '0000-01-01 00:00', r: 1 })).toString('base64url')
+    const response = await fetch(`${base}/datasets/${dataset.id}/rows?sort=ts&cursor=${forged}`)
+    assert.equal(response.status, 400)
+    assert.match((await json(response)).detail, /not a cursor returned by this API/)
+  })
+
+  it('refuses an empty contains or startswith instead of matching everything', async () => {
+    const { dataset } = await created('a\nx\n', 'text/csv')
+    for (const operator of ['contains', 'startswith']) assert.equal((await fetch(`${base}/datasets/${dataset.id}/rows?a__${operator}=`)).status, 400)
+  })
+
+  it('widens to text the values PostgreSQL cannot hold as the type they look like, keeping their text', async () => {
+    const { dataset, schema } = await created('d,t,n,m\n2026-01-01,2026-01-01T10:00Z,1,1e-400\n0000-01-01,2026-01-01T10:00+16:00,1e400,2\n', 'text/csv')
+    assert.deepEqual(Object.fromEntries(schema.fields.map((field: { name: string, type: string }) => [field.name, field.type])), { d: 'text', t: 'text', n: 'text', m: 'numeric' })
+    const { rows } = await json(await fetch(`${base}/datasets/${dataset.id}/rows?sort=m`))
+    assert.deepEqual(rows, [{ d: '2026-01-01', t: '2026-01-01T10:00Z', n: '1', m: 0 }, { d: '0000-01-01', t: '2026-01-01T10:00+16:00', n: '1e400', m: 2 }])
+    const stats = await until('statistics', async () => {
+      const detail = await json(await fetch(`${base}/datasets/${dataset.id}`))
+      return detail.stats.computed_at === null ? undefined : detail.stats
+    })
+    assert.deepEqual([stats.columns.m.min, stats.columns.m.max], [0, 2], 'numeric statistics beyond a double do not fail the job')
+  })
+})
+
+describe('uploads people really send', () => {
+  it('makes duplicate and empty header names unique instead of refusing the rows', async () => {
+    for (const [header, columns] of [['a,a', ['a', 'a_2']], [',', ['column_1', 'column_2']], ['x,,', ['x', 'column_2', 'column_3']]] as const) {
+      const answer = await created(`${header}\n${columns.map((_, index) => index).join(',')}\n`, 'text/csv')
+      assert.deepEqual(answer.schema.columns, columns)
+    }
+  })
+
+  it('decodes the charset the Content-Type names, and refuses invalid UTF-8 with its line', async () => {
+    const latin1 = Buffer.from('name\nZ\xfcrich\n', 'latin1')
+    const response = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv; charset=latin1' }, body: latin1 })
+    assert.equal(response.status, 201)
+    const { rows } = await json(await fetch(`${base}/datasets/${(await json(response)).dataset.id}/rows`))
+    assert.deepEqual(rows, [{ name: 'Zürich' }])
+    const invalid = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv' }, body: latin1 })
+    assert.equal(invalid.status, 400)
+    assert.equal((await json(invalid)).line, 2)
+    const unknown = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv; charset=klingon' }, body: 'a\n1\n' })
+    assert.equal(unknown.status, 415)
+  })
+
+  it('refuses a NUL character with its line, imported now or by the job', async () => {
+    for (const size of [1, 30_000]) { // below and above DATASET_SYNC_MAX_BYTES here
+      const response = await upload(`x\nok\na\0b\n${'y\n'.repeat(size)}`, 'text/csv')
+      if (response.status === 400) {
+        assert.equal((await json(response)).line, 3)
+        continue
+      }
+      assert.equal(response.status, 202)
+      const { dataset } = await json(response)
+      const done = await until('the failure', async () => {
+        const detail = await json(await fetch(`${base}/datasets/${dataset.id}`))
+        return detail.dataset.status === 'importing' ? undefined : detail
+      })
+      assert.equal(done.dataset.status, 'failed')
+      assert.equal(done.dataset.error.line, 3)
+    }
+  })
+
+  it('takes every NDJSON media type of the one formats table (application/jsonlines was a 415)', async () => {
+    for (const type of ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/jsonlines', 'application/x-jsonlines']) {
+      assert.equal((await created('{"a":1}\n', type)).dataset.format, 'ndjson')
+    }
+  })
+
+  it('holds the form\'s name and description to the limits of the query\'s', async () => {
+    const form = new FormData()
+    form.append('name', 'n'.repeat(201))
+    form.append('file', new Blob(['a\n1\n'], { type: 'text/csv' }), 'a.csv')
+    const response = await fetch(`${base}/datasets`, { method: 'POST', headers: auth, body: form })
+    assert.equal(response.status, 400)
+    assert.equal((await json(response)).errors[0].pointer, '/name')
+  })
+
+  it('refuses URLs that are not URLs with a 400, not a 500', async () => {
+    for (const url of ['http://', 'http://[::1%25lo]/', 'not a url']) {
+      const response = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ url }) })
+      assert.equal(response.status, 400, url)
+      assert.equal((await json(response)).type, '/problems/url-not-allowed')
+    }
+  })
+
+  it('answers a multipart form cut short with a 400 and keeps nothing', async () => {
+    const before = await tableCount()
+    const body = '--XX\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\na,b\n1,2\n'
+    const response = await fetch(`${base}/datasets`, { method: 'POST', headers: { ...auth, 'content-type': 'multipart/form-data; boundary=XX' }, body })
+    assert.equal(response.status, 400)
+    assert.equal(await tableCount(), before)
+  })
+})
+
+describe('/metrics with REQUIRE_KEY_FOR_READS', () => {
+  it('needs a key like the data sets it counts', async () => {
+    const guarded = await buildTestApp({ after }, { REQUIRE_KEY_FOR_READS: 'true' })
+    assert.equal((await guarded.app.inject('/metrics')).statusCode, 401)
+    const { key: guardedKey } = await createApiKey(guarded.sql, 'scraper')
+    const response = await guarded.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${guardedKey}` } })
+    assert.equal(response.statusCode, 200)
+    assert.match(response.body, /data_api_datasets/)
+  })
+})
