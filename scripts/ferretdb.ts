@@ -9,7 +9,7 @@
 // build/version/version.txt"), because the module as published lacks the version file its release
 // build generates. So we fetch the same module with `go mod download`, copy it, write that file and
 // `go build` it; the result is the released v1.24.2 source, with its go.sum-pinned dependencies.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,7 +17,7 @@ import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { findFreePort } from '../src/db/embedded-postgres.ts'
-import { stopProcess } from '../src/lib/child-process.ts'
+import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -48,6 +48,11 @@ export interface FerretDbOptions {
   log?: (line: string) => void
 }
 
+/** Go is needed to build FerretDB and was not found: the tests that need FerretDB are skipped outside CI. */
+export class MissingGoError extends Error {
+  override name = 'MissingGoError'
+}
+
 /** Starts FerretDB and resolves once it accepts connections. */
 export async function startFerretDb ({ port, dataDir, log = (line) => { console.error(line) } }: FerretDbOptions = {}): Promise<FerretDb> {
   const binary = await ensureFerretDbBinary(log)
@@ -56,7 +61,7 @@ export async function startFerretDb ({ port, dataDir, log = (line) => { console.
   try {
     await fs.mkdir(dir, { recursive: true })
     const listenPort = port ?? await findFreePort()
-    const child = spawn(binary, [
+    const child = spawnOwned(binary, [
       '--handler=sqlite',
       `--sqlite-url=file:${dir}/`,
       `--state-dir=${dir}`,
@@ -68,13 +73,7 @@ export async function startFerretDb ({ port, dataDir, log = (line) => { console.
       '--log-level=info',
       '--log-format=json',
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
-    // If this process dies without calling stop(), do not leave the server running.
-    const killOnExit = (): void => { child.kill('SIGKILL') }
-    process.once('exit', killOnExit)
-    const exited = new Promise<void>((resolve) => child.once('exit', () => {
-      process.removeListener('exit', killOnExit)
-      resolve()
-    }))
+    const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
 
     await waitUntilListening(child, listenPort)
     return {
@@ -131,7 +130,7 @@ async function findGo (): Promise<string> {
       // not this one
     }
   }
-  throw new Error('FerretDB (the MongoDB-wire server the tests use) is built from source and needs Go 1.24 or later, ' +
+  throw new MissingGoError('FerretDB (the MongoDB-wire server the tests use) is built from source and needs Go 1.24 or later, ' +
     'which was not found on PATH or in /usr/local/go/bin. Install Go (https://go.dev/dl/), ' +
     'or point the tests at a MongoDB server of your own: MONGODB_URL=mongodb://… npm test')
 }

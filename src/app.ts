@@ -14,7 +14,7 @@ import type { Upstreams } from './upstream/upstreams.ts'
 import type { CatalogStore } from './stores/catalog.ts'
 import { answerClientError, asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { createMethodIndex } from './lib/allowed-methods.ts'
-import { startLoopWatchdog } from './lib/loop-watchdog.ts'
+import { createLoopWatchdog } from './lib/loop-watchdog.ts'
 import { OneLinePerRequest } from './lib/request-log.ts'
 import { metrics } from './plugins/metrics.ts'
 import { overload } from './plugins/overload.ts'
@@ -82,7 +82,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addSchema(ProblemSchema)
-  const watchdog = startLoopWatchdog({ thresholdMs: config.EVENT_LOOP_BLOCK_WARN_MS, log: deps.logger })
+  const watchdog = createLoopWatchdog({ thresholdMs: config.EVENT_LOOP_BLOCK_WARN_MS, log: deps.logger })
+  // Compiling every route's schemas blocks the loop before the app is ready: start-up, not a block
+  // any request suffers. The watch starts once that is done.
+  app.addHook('onReady', async () => { watchdog.start() })
   app.addHook('onClose', async () => { watchdog.stop() })
   // A callback hook, not an async one: this runs on every request, and a promise per request shows.
   app.addHook('onRequest', (request, reply, done) => {

@@ -11,24 +11,34 @@ import { serve, work } from './server.ts'
 import { serveCluster } from './cluster.ts'
 import { openCatalogStore } from './stores/catalog.ts'
 
-function setUp (): { config: Config, logger: Logger } {
+/**
+ * The configuration and the logger of a command. `serve` and `worker` write JSON lines to stdout,
+ * for a log collector; one-off commands (keys, seed, migrate) log to stderr, so that their stdout
+ * holds their output alone (`keys create … | tail -1` is the key) — as readable lines when stderr
+ * is a terminal, JSON otherwise.
+ */
+async function setUp (kind: 'service' | 'one-off'): Promise<{ config: Config, logger: Logger }> {
   // An optional .env in the working directory; real environment variables win over it.
   if (fs.existsSync('.env')) process.loadEnvFile('.env')
+  let config: Config
   try {
-    const config = loadConfig()
-    // pino's default destination: SonicBoom on stdout, writing each line without blocking the loop
-    // and flushing at exit. Another destination measured no faster on one core: building a line
-    // costs more than writing it.
-    return { config, logger: pino({ level: config.LOG_LEVEL }) }
+    config = loadConfig()
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     console.error(`data-api: invalid configuration: ${error.message}`)
     process.exit(1)
   }
+  // pino's default destination: SonicBoom on stdout, writing each line without blocking the loop
+  // and flushing at exit. Another destination measured no faster on one core: building a line
+  // costs more than writing it.
+  if (kind === 'service') return { config, logger: pino({ level: config.LOG_LEVEL }) }
+  if (process.stderr.isTTY !== true) return { config, logger: pino({ level: config.LOG_LEVEL }, pino.destination(2)) }
+  const { default: pretty } = await import('pino-pretty')
+  return { config, logger: pino({ level: config.LOG_LEVEL }, pretty({ destination: 2, ignore: 'pid,hostname', sync: true })) }
 }
 
-async function run (action: (config: Config, logger: Logger) => Promise<void>): Promise<void> {
-  const { config, logger } = setUp()
+async function run (kind: 'service' | 'one-off', action: (config: Config, logger: Logger) => Promise<void>): Promise<void> {
+  const { config, logger } = await setUp(kind)
   try {
     await action(config, logger)
   } catch (error) {
@@ -48,7 +58,7 @@ program.command('serve')
   .option('--workers <n>', 'run the API in n processes sharing the port (node:cluster), supervised by this one', positiveInteger)
   .action(async (options: { worker: boolean, workers?: number }) => {
     const { workers } = options
-    await run(async (config, logger) => {
+    await run('service', async (config, logger) => {
       if (workers === undefined) await serve(config, logger, options)
       else await serveCluster(config, logger, { workers, worker: options.worker })
     })
@@ -57,7 +67,7 @@ program.command('serve')
 program.command('migrate')
   .description('Apply pending database migrations and exit (also done by serve at start)')
   .action(async () => {
-    await run(async (config, logger) => {
+    await run('one-off', async (config, logger) => {
       await using database = await openDatabase(config, logger, { max: 1, attach: true })
       const applied = await migrate(database.sql)
       logger.info({ applied }, applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`)
@@ -66,21 +76,22 @@ program.command('migrate')
 
 program.command('worker')
   .description('Run the background job worker (welcome emails …) until SIGTERM/SIGINT')
-  .action(async () => { await run(work) })
+  .action(async () => { await run('service', work) })
 
 program.command('seed')
   .description('Append deterministic sample data: users with orders (COPY) and/or products; the same options on the same data give the same rows')
-  .option('--users <n>', 'users to add (default 10000, or none when only --products is given)', positiveInteger)
+  .option('--users <n>', 'users to add', positiveInteger)
   .option('--orders-per-user <n>', 'orders for each new user', nonNegativeInteger, 10)
   .option('--products <n>', 'products to add to the catalog store: MongoDB when MONGODB_URL is set, else PostgreSQL', positiveInteger)
   .option('--seed <n>', 'generator seed', nonNegativeInteger, 42)
-  .action(async (options: { users?: number, ordersPerUser: number, products?: number, seed: number }) => {
-    const users = options.users ?? (options.products === undefined ? 10_000 : undefined)
-    await run(async (config, logger) => {
+  .action(async (options: { users?: number, ordersPerUser: number, products?: number, seed: number }, command: Command) => {
+    // Appending rows unasked would be a surprise: say how many of what.
+    if (options.users === undefined && options.products === undefined) command.error('data-api seed: say what to add: --users N (with --orders-per-user, default 10) and/or --products N')
+    await run('one-off', async (config, logger) => {
       await using database = await openDatabase(config, logger, { max: 1, attach: true })
       await migrate(database.sql)
-      if (users !== undefined) {
-        const result = await seedUsersAndOrders(database.sql, { users, ordersPerUser: options.ordersPerUser, seed: options.seed })
+      if (options.users !== undefined) {
+        const result = await seedUsersAndOrders(database.sql, { users: options.users, ordersPerUser: options.ordersPerUser, seed: options.seed })
         logger.info(result, `seeded ${result.users} users and ${result.orders} orders in ${result.ms} ms`)
       }
       if (options.products !== undefined) {
@@ -98,7 +109,7 @@ program.command('seed')
 /** Runs `action` on a migrated database opened for a one-off command. */
 async function withDatabase<T> (action: (sql: Parameters<typeof migrate>[0]) => Promise<T>): Promise<T | undefined> {
   let result: T | undefined
-  await run(async (config, logger) => {
+  await run('one-off', async (config, logger) => {
     await using database = await openDatabase(config, logger, { max: 1, attach: true })
     await migrate(database.sql)
     result = await action(database.sql)
@@ -114,8 +125,8 @@ keys.command('create')
   .action(async ({ name }: { name: string }) => {
     const created = await withDatabase(async (sql) => await createApiKey(sql, name))
     if (created === undefined) return
-    // The key goes last, on a line of its own, after every log line: `… | tail -1` captures it.
-    console.log(`API key ${created.id} (${name}) created. It is not stored and will not be shown again:`)
+    // stdout holds the key alone (logs and this note go to stderr): `… | tail -1` captures it.
+    console.error(`API key ${created.id} (${name}) created. It is not stored and will not be shown again:`)
     console.log(created.key)
   })
 
@@ -123,7 +134,9 @@ keys.command('list')
   .description('List keys (id, name, prefix, created, revoked)')
   .action(async () => {
     const list = await withDatabase(async (sql) => await listApiKeys(sql))
-    for (const key of list ?? []) {
+    if (list === undefined) return
+    console.log('id\tname\tprefix\tcreated\tstatus')
+    for (const key of list) {
       console.log(`${key.id}\t${key.name}\t${key.prefix}…\t${key.created_at.toISOString()}\t${key.revoked_at === null ? 'active' : `revoked ${key.revoked_at.toISOString()}`}`)
     }
   })

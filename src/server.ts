@@ -16,6 +16,9 @@ import { seedDemoDataset } from './routes/datasets/sample.ts'
 import { createConfiguredDatasetService } from './routes/datasets/service.ts'
 import { createUpstreams } from './upstream/upstreams.ts'
 
+// How often a shutting-down server looks for keep-alive connections whose request is done.
+const IDLE_CHECK_MS = 50
+
 export interface RunningServer {
   readonly app: App
   readonly database: Database
@@ -73,7 +76,10 @@ export async function seedDemoData (database: Database, jobs: JobQueue, config: 
 
 async function closeApp (app: App, graceMs: number, logger: Logger): Promise<void> {
   // app.close() stops accepting, answers 503 to new requests on open keep-alive connections and
-  // waits for in-flight ones; past the grace period their connections are cut.
+  // waits for in-flight ones; past the grace period their connections are cut. It closes only the
+  // connections idle when it is called: one whose request is answered later would stay open, and
+  // the shutdown wait for it the whole grace period, so idle ones are closed as they appear.
+  const closeIdle = setInterval(() => { app.server.closeIdleConnections() }, IDLE_CHECK_MS)
   const forceClose = setTimeout(() => {
     logger.warn({ graceMs }, 'grace period over; closing the remaining connections')
     app.server.closeAllConnections()
@@ -81,6 +87,7 @@ async function closeApp (app: App, graceMs: number, logger: Logger): Promise<voi
   try {
     await app.close()
   } finally {
+    clearInterval(closeIdle)
     clearTimeout(forceClose)
   }
 }

@@ -8,6 +8,7 @@ import { createPostgresCatalog } from '../src/stores/postgres-catalog.ts'
 import { sampleProduct } from '../src/stores/sample-products.ts'
 import { createTestDatabase } from './helpers/database.ts'
 import { createTestMongoCatalog } from './helpers/mongo.ts'
+import { skipWithoutMongo } from './helpers/requirements.ts'
 
 const SEED = 5
 const COUNT = 53
@@ -39,8 +40,8 @@ async function listAll (store: CatalogStore, { pageSize, category }: { pageSize:
   }
 }
 
-function describeCatalogContract (name: string, makeStore: () => Promise<CatalogStore>, { missingId, malformedIds }: { missingId: string, malformedIds: string[] }): void {
-  describe(`${name} catalog store`, async () => {
+function describeCatalogContract (name: string, makeStore: () => Promise<CatalogStore>, { missingId, malformedIds, skip = false }: { missingId: string, malformedIds: string[], skip?: string | false }): void {
+  describe(`${name} catalog store`, { skip }, async () => {
     const store = await makeStore()
     const seeded = await store.seedProducts({ count: COUNT, seed: SEED })
 
@@ -124,4 +125,5 @@ describeCatalogContract('PostgreSQL', async () => createPostgresCatalog((await c
 describeCatalogContract('MongoDB', async () => await createTestMongoCatalog({ after }), {
   missingId: 'ffffffffffffffffffffffff',
   malformedIds: [...commonMalformed, '17', '65A1B2C3D4E5F60718293A4B', '65a1b2c3d4e5f60718293a4', 'zzzzzzzzzzzzzzzzzzzzzzzz'],
+  skip: skipWithoutMongo(),
 })

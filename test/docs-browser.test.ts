@@ -9,10 +9,10 @@ import { after, before, describe, it } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { seedUsersAndOrders } from '../src/db/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
+import { skipUnless } from './helpers/requirements.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
-const isCi = (process.env.CI ?? '') !== '' && process.env.CI !== 'false'
-const skip = !existsSync(CHROMIUM) && !isCi ? `${CHROMIUM} not found: run scripts/install-chromium.sh to run the browser test` : false
+const skip = skipUnless(existsSync(CHROMIUM), `${CHROMIUM} not found: run scripts/install-chromium.sh to run the browser test`)
 
 interface Violation { directive: string, blocked: string, source: string, line: number }
 

@@ -8,9 +8,9 @@ import { createTestDatabase } from './helpers/database.ts'
 
 const { url, sql } = await createTestDatabase({ after })
 
-async function keys (...args: string[]): Promise<{ stdout: string, stderr: string, code: number }> {
+async function keys (env: Record<string, string>, ...args: string[]): Promise<{ stdout: string, stderr: string, code: number }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['bin/data-api.js', 'keys', ...args], { env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn' } })
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['bin/data-api.js', 'keys', ...args], { env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn', ...env } })
     return { stdout, stderr, code: 0 }
   } catch (error) {
     const failed = error as { stdout: string, stderr: string, code: number }
@@ -20,30 +20,32 @@ async function keys (...args: string[]): Promise<{ stdout: string, stderr: strin
 
 describe('data-api keys', () => {
   it('creates a key shown once on the last line, lists it, and revokes it', async () => {
-    const created = await keys('create', '--name', 'ci pipeline')
+    // LOG_LEVEL info: log lines of a one-off command go to stderr, never between the output lines.
+    const created = await keys({ LOG_LEVEL: 'info' }, 'create', '--name', 'ci pipeline')
     assert.equal(created.code, 0, created.stderr)
-    const lines = created.stdout.trimEnd().split('\n')
-    const key = lines.at(-1)!
-    assert.match(key, /^dak_[A-Za-z0-9_-]{43}$/)
+    const key = created.stdout.trimEnd()
+    assert.match(key, /^dak_[A-Za-z0-9_-]{43}$/, 'stdout holds the key alone')
+    assert.match(created.stderr, /created\. It is not stored/)
     const id = await verifyApiKey(sql, key)
     assert.ok(id !== undefined, 'the printed key works')
     const [stored] = await sql`select hash, prefix from api_keys where id = ${id}`
     assert.notEqual(Buffer.from(stored!.hash as Buffer).toString('utf8'), key, 'only a hash is stored')
 
-    const listed = await keys('list')
+    const listed = await keys({}, 'list')
+    assert.equal(listed.stdout.split('\n')[0], 'id\tname\tprefix\tcreated\tstatus', 'a header row first')
     assert.match(listed.stdout, new RegExp(`^${id}\\tci pipeline\\t${key.slice(0, 12)}…\\t.*\\tactive$`, 'm'))
     assert.doesNotMatch(listed.stdout, new RegExp(key), 'list never shows a key')
 
-    assert.equal((await keys('revoke', String(id))).code, 0)
+    assert.equal((await keys({}, 'revoke', String(id))).code, 0)
     assert.equal(await verifyApiKey(sql, key), undefined)
-    assert.match((await keys('list')).stdout, /\trevoked /)
-    const again = await keys('revoke', String(id))
+    assert.match((await keys({}, 'list')).stdout, /\trevoked /)
+    const again = await keys({}, 'revoke', String(id))
     assert.equal(again.code, 1)
     assert.match(again.stderr, /no active key/)
   })
 
   it('needs a name', async () => {
-    const result = await keys('create')
+    const result = await keys({}, 'create')
     assert.notEqual(result.code, 0)
     assert.match(result.stderr, /--name/)
   })

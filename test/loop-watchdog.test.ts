@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
-import { startLoopWatchdog } from '../src/lib/loop-watchdog.ts'
+import { createLoopWatchdog } from '../src/lib/loop-watchdog.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 
 function block (ms: number): void {
@@ -16,7 +16,8 @@ const tick = async (ms = 120): Promise<void> => { await new Promise((resolve) =>
 describe('event-loop watchdog', () => {
   it('names the requests in flight, and one that blocked and finished before the timer fired', async () => {
     const warnings: Array<{ blocked_ms: number, requests: unknown[] }> = []
-    const watchdog = startLoopWatchdog({ thresholdMs: 150, log: { warn: (entry: never) => { warnings.push(entry) } } as never })
+    const watchdog = createLoopWatchdog({ thresholdMs: 150, log: { warn: (entry: never) => { warnings.push(entry) } } as never })
+    watchdog.start()
     after(() => { watchdog.stop() })
     const waiting = { request_id: 'r1', method: 'GET', route: '/waiting' }
     const stillOpen = watchdog.track(waiting)

@@ -4,19 +4,25 @@ import { after, describe, it } from 'node:test'
 import type { App } from '../src/app.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { createTestMongoCatalog } from './helpers/mongo.ts'
+import { skipWithoutMongo } from './helpers/requirements.ts'
 
 const COUNT = 25
 
 const postgres = await buildTestApp({ after })
 await postgres.catalog.seedProducts({ count: COUNT, seed: 1 })
-const mongoCatalog = await createTestMongoCatalog({ after })
-await mongoCatalog.seedProducts({ count: COUNT, seed: 1 })
-const mongo = await buildTestApp({ after }, {}, { catalog: mongoCatalog })
 
-const setups = [
+const setups: Array<{ name: string, store: 'postgres' | 'mongodb', app: App, missingId: string, otherStoresId: string }> = [
   { name: 'PostgreSQL', store: 'postgres', app: postgres.app, missingId: '4242', otherStoresId: '65a1b2c3d4e5f60718293a4b' },
-  { name: 'MongoDB', store: 'mongodb', app: mongo.app, missingId: 'ffffffffffffffffffffffff', otherStoresId: '17' },
-] as const
+]
+const mongoSkip = skipWithoutMongo()
+if (mongoSkip === false) {
+  const mongoCatalog = await createTestMongoCatalog({ after })
+  await mongoCatalog.seedProducts({ count: COUNT, seed: 1 })
+  const mongo = await buildTestApp({ after }, {}, { catalog: mongoCatalog })
+  setups.push({ name: 'MongoDB', store: 'mongodb', app: mongo.app, missingId: 'ffffffffffffffffffffffff', otherStoresId: '17' })
+} else {
+  describe('/products (MongoDB store)', { skip: mongoSkip }, () => {})
+}
 
 interface Injected { statusCode: number, headers: Record<string, string | string[] | number | undefined>, json: () => any, body: string }
 

@@ -68,18 +68,18 @@ describe('load shedding', async () => {
   const base = await listen(shedding.app)
 
   it('answers 503 at once past CONCURRENCY_LIMIT, keeps /healthz answering, and recovers', async () => {
-    const held = Array.from({ length: 3 }, async () => await fetch(`${base}/async?seconds=1`))
+    let heldAnswered = false
+    const held = Array.from({ length: 3 }, async () => await fetch(`${base}/async?seconds=2`))
+    void Promise.all(held).then(() => { heldAnswered = true })
     await delay(200)
-    const started = performance.now()
     const shed = await fetch(`${base}/users/1`)
-    const shedMs = performance.now() - started
+    assert.equal(heldAnswered, false, 'shed while the three slots were still taken: it did not wait for one')
     assert.equal(shed.status, 503)
     assert.equal(shed.headers.get('retry-after'), '1')
     assert.equal(shed.headers.get('content-type'), 'application/problem+json; charset=utf-8')
     const body = await json(shed)
     assert.equal(body.type, '/problems/service-unavailable')
     assert.match(body.detail, /limit of 3 requests at once/)
-    assert.ok(shedMs < 500, `shed in ${shedMs.toFixed(0)} ms, without waiting for a slot`)
     assert.equal((await fetch(`${base}/healthz`)).status, 200)
     assert.equal((await fetch(`${base}/metrics`)).status, 200)
     assert.ok((await Promise.all(held)).every((response) => response.status === 200))
@@ -128,7 +128,7 @@ describe('request limits', async () => {
     const ms = performance.now() - started
     assert.match(received, /^HTTP\/1\.1 408/)
     assert.match(received, /content-type: application\/problem\+json/i)
-    assert.ok(ms >= 400 && ms < 5000, `closed after ${ms.toFixed(0)} ms`)
+    assert.ok(ms >= 400, `closed after ${ms.toFixed(0)} ms, not before the headers timeout`)
   })
 
   it('answers 431 as a problem to headers over 16 KiB, and documents it on every operation', async () => {

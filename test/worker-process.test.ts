@@ -54,10 +54,8 @@ describe('data-api worker processes', () => {
     workers.delete(doomed)
     smtp.holdMs = 0
 
-    const started = Date.now()
     const rescuer = await startWorkerProcess()
     await smtp.waitFor(1, 60_000)
-    assert.ok(Date.now() - started < 60_000)
     await delay(1000)
     assert.deepEqual(smtp.received.map((mail) => mail.to), [['survivor@example.com']], 'delivered exactly once')
     rescuer.child.kill('SIGTERM')

@@ -6,12 +6,12 @@
 //
 // uvicorn runs bench/peers/fastapi/app.py with one worker (uvloop and httptools, which
 // uvicorn[standard] installs and uvicorn picks by itself), access log off.
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { findFreePort } from '../db/embedded-postgres.ts'
-import { stopProcess } from '../lib/child-process.ts'
+import { spawnOwned, stopProcess } from '../lib/child-process.ts'
 import { ensureVenv } from '../lib/python-venv.ts'
 import { hasTaskset, pinned, PROJECT_ROOT } from './servers.ts'
 
@@ -62,21 +62,17 @@ export async function startFastapi ({ python, databaseUrl, port, cpu }: FastapiP
     '--workers', '1', '--no-access-log', '--log-level', 'warning']
   const pinnedCpu = cpu !== undefined && await hasTaskset() ? cpu : undefined
   const [command, args] = await pinned(pinnedCpu, uvicorn[0]!, uvicorn.slice(1))
-  const child = spawn(command, args, {
+  const child = spawnOwned(command, args, {
     cwd: FASTAPI_PEER_DIR,
     // No __pycache__ next to app.py: the peer's directory is part of the repository.
     env: { ...process.env, DATABASE_URL: databaseUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
-  // If this process dies without calling stop(), do not leave the server running.
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.once('exit', killOnExit)
-  child.once('exit', () => { process.removeListener('exit', killOnExit) })
 
   let stderr = ''
-  child.stderr.setEncoding('utf8')
+  child.stderr!.setEncoding('utf8')
   // Read for as long as the process lives, so that a full pipe never blocks it.
-  child.stderr.on('data', (chunk: string) => { stderr = `${stderr}${chunk}`.slice(-STDERR_KEPT_CHARS) })
+  child.stderr!.on('data', (chunk: string) => { stderr = `${stderr}${chunk}`.slice(-STDERR_KEPT_CHARS) })
   const output = (): string => stderr
 
   const url = `http://127.0.0.1:${listenPort}`

@@ -1,11 +1,11 @@
 // The processes a benchmark measures and runs: each server on a port of its own, pinned to a core
 // with taskset when there is one, ready once GET /healthz answers; and the load generator.
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { openSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { findFreePort } from '../db/embedded-postgres.ts'
-import { stopProcess } from '../lib/child-process.ts'
+import { spawnOwned, stopProcess } from '../lib/child-process.ts'
 import type { LoadOptions } from './load.ts'
 import type { LoadRun } from './results.ts'
 
@@ -41,7 +41,7 @@ export async function spawnServer (options: { command: string, args: string[], e
   const port = options.port ?? await findFreePort()
   const [command, args] = await pinned(options.cpu, options.command, options.args)
   const output = options.logFile === undefined ? 'ignore' : openSync(options.logFile, 'a')
-  const child = spawn(command, args, {
+  const child = spawnOwned(command, args, {
     cwd: options.cwd ?? PROJECT_ROOT,
     env: { ...process.env, ...options.env, PORT: String(port) },
     stdio: ['ignore', output, 'pipe'],

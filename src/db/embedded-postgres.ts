@@ -6,7 +6,7 @@
 // hides postgres's own reason; its stop() never returns once the server has died. So we supervise
 // the `postgres` binary ourselves: initdb once, start on a free loopback port, wait for readiness,
 // surface postgres's FATAL line when it refuses to start, and stop it on demand or at exit.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -16,7 +16,7 @@ import readline from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import type { Logger } from 'pino'
-import { stopProcess } from '../lib/child-process.ts'
+import { spawnOwned, stopProcess } from '../lib/child-process.ts'
 
 const execFileAsync = promisify(execFile)
 const READY_LINE = 'database system is ready to accept connections'
@@ -76,21 +76,18 @@ export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): 
   const args = ['-D', clusterDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=']
   if (!durable) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
   if (options.maxConnections !== undefined) args.push('-c', `max_connections=${options.maxConnections}`)
-  const child = spawn(binaries.postgres, args, {
+  // SIGINT on our way out: postgres's fast shutdown, which it finishes on its own after we are gone.
+  const child = spawnOwned(binaries.postgres, args, {
     ...runAs,
     env: { ...process.env, LC_MESSAGES: 'C' },
     stdio: ['ignore', 'ignore', 'pipe'],
+    exitSignal: 'SIGINT',
   })
   await waitUntilReady(child, clusterDir, log)
   await fs.writeFile(path.join(clusterDir, OWNER_FILE), `${process.pid}\n`)
 
-  // If this process dies without a clean stop (an uncaught exception, process.exit), still ask
-  // postgres to shut down; it finishes on its own after we are gone.
   let stopping = false
-  const stopOnExit = (): void => { child.kill('SIGINT') }
-  process.once('exit', stopOnExit)
   child.once('exit', (code, signal) => {
-    process.removeListener('exit', stopOnExit)
     if (!stopping) log.error({ code, signal }, 'embedded PostgreSQL exited unexpectedly')
   })
 

@@ -13,26 +13,17 @@ export interface LoopWatchdog {
   track: (suspect: Suspect) => () => void
   /** Requests started and not yet ended. */
   inFlight: () => number
+  /** Starts watching (from the moment the app is ready: start-up work is not a blocked loop). */
+  start: () => void
   stop: () => void
 }
 
-export function startLoopWatchdog ({ thresholdMs, log }: { thresholdMs: number, log: Pick<FastifyBaseLogger, 'warn'> }): LoopWatchdog {
+export function createLoopWatchdog ({ thresholdMs, log }: { thresholdMs: number, log: Pick<FastifyBaseLogger, 'warn'> }): LoopWatchdog {
   const inFlight = new Set<Suspect>()
   // Requests that ended since the last tick: a handler that blocked and then answered before the
   // timer could fire is one of them.
   let ended: Suspect[] = []
-  let last = performance.now()
-
-  const timer = setInterval(() => {
-    const now = performance.now()
-    const blockedMs = now - last - TICK_MS
-    last = now
-    if (blockedMs >= thresholdMs) {
-      log.warn({ blocked_ms: Math.round(blockedMs), requests: [...inFlight, ...ended] }, 'event loop blocked; these requests were in flight')
-    }
-    ended = []
-  }, TICK_MS)
-  timer.unref()
+  let timer: NodeJS.Timeout | undefined
 
   return {
     track (suspect) {
@@ -42,6 +33,20 @@ export function startLoopWatchdog ({ thresholdMs, log }: { thresholdMs: number, 
       }
     },
     inFlight: () => inFlight.size,
+    start () {
+      if (timer !== undefined) return
+      let last = performance.now()
+      timer = setInterval(() => {
+        const now = performance.now()
+        const blockedMs = now - last - TICK_MS
+        last = now
+        if (blockedMs >= thresholdMs) {
+          log.warn({ blocked_ms: Math.round(blockedMs), requests: [...inFlight, ...ended] }, 'event loop blocked; these requests were in flight')
+        }
+        ended = []
+      }, TICK_MS)
+      timer.unref()
+    },
     stop () { clearInterval(timer) },
   }
 }

@@ -30,6 +30,8 @@ export interface OverloadOptions {
 }
 
 const RETRY_AFTER_SECONDS = 1
+// How often @fastify/under-pressure samples the event-loop delay and heap.
+const SAMPLE_INTERVAL_MS = 1_000
 
 export const overload = fp<OverloadOptions>(async (app, { inFlight, concurrencyLimit, maxEventLoopDelayMs, maxHeapUsedPercent }) => {
   const exempt = (request: FastifyRequest): boolean => request.routeOptions.config.alwaysAnswer === true
@@ -47,17 +49,24 @@ export const overload = fp<OverloadOptions>(async (app, { inFlight, concurrencyL
     })
   }
 
+  // The event-loop delay sampled while the app started (compiling every route's schemas, loading
+  // modules) is start-up, not overload, and a process that says it listens must serve: that
+  // signal counts from the first sample taken wholly after the app was ready.
+  let loopDelayCountsFrom = Infinity
+  app.addHook('onReady', async () => { loopDelayCountsFrom = performance.now() + 2 * SAMPLE_INTERVAL_MS })
+
   const reasons: Record<string, string> = {
     eventLoopDelay: 'its event loop is saturated',
     heapUsedBytes: 'its memory is nearly exhausted',
   }
   await app.register(underPressure, {
     maxEventLoopDelay: maxEventLoopDelayMs,
+    sampleInterval: SAMPLE_INTERVAL_MS,
     maxHeapUsedBytes: maxHeapUsedPercent === 0 ? 0 : Math.floor(getHeapStatistics().heap_size_limit * maxHeapUsedPercent / 100),
     // Called only while a threshold is crossed. A rejected promise reaches the app's error handler
     // (problem+json, Retry-After); undefined lets the request through.
     pressureHandler: (request: FastifyRequest, _reply: unknown, type: string) => {
-      if (exempt(request)) return undefined
+      if (exempt(request) || (type === 'eventLoopDelay' && performance.now() < loopDelayCountsFrom)) return undefined
       return Promise.reject(new Problem('service-unavailable', `The server is overloaded (${reasons[type] ?? type}); retry shortly.`, { retryAfterSeconds: RETRY_AFTER_SECONDS }))
     },
   })

@@ -13,11 +13,16 @@ export interface CliProcess {
 
 export interface ServeProcess extends CliProcess { url: string }
 
-/** Starts `data-api <command>` and resolves once it logs `readyMessage`; rejects if it exits first. */
-export async function startCli (command: string[], env: Record<string, string>, readyMessage: string, { timeoutMs = 30_000 } = {}): Promise<CliProcess & { ready: Record<string, unknown> }> {
+/**
+ * Starts `data-api <command>` and resolves once it logs `readyMessage`; rejects if it exits first.
+ * `processGroup`: in a process group of its own, as a shell puts `npm start` in a terminal, so
+ * that a test can send a signal to the whole group the way Ctrl-C does.
+ */
+export async function startCli (command: string[], env: Record<string, string>, readyMessage: string, { timeoutMs = 30_000, processGroup = false } = {}): Promise<CliProcess & { ready: Record<string, unknown> }> {
   const child = spawn(process.execPath, ['bin/data-api.js', ...command], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: processGroup,
   })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
   const logs: Array<Record<string, unknown>> = []
@@ -41,8 +46,8 @@ export async function startCli (command: string[], env: Record<string, string>, 
   return { child, logs, exited, ready }
 }
 
-export async function startServe (env: Record<string, string>): Promise<ServeProcess> {
-  const { ready, ...serve } = await startCli(['serve'], env, 'data-api listening')
+export async function startServe (env: Record<string, string>, options: { processGroup?: boolean } = {}): Promise<ServeProcess> {
+  const { ready, ...serve } = await startCli(['serve'], env, 'data-api listening', options)
   return { ...serve, url: ready.url as string }
 }
 

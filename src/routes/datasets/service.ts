@@ -76,11 +76,11 @@ export function createDatasetService (options: DatasetServiceOptions) {
   })
 
   /** A ready data set and its columns, read at once; 404 when missing, 409 while importing or failed. */
-  const readable = async (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
+  const readable = async (id: number, signal: AbortSignal): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
     const { values } = await gather({
       dataset: async (branch) => await datasets.find(id, branch),
       columns: async (branch) => await datasets.columns(id, branch),
-    }, { signal, timing })
+    }, { signal })
     const { dataset, columns } = values
     if (dataset === undefined) throw notFound(id)
     if (dataset.status === 'importing') throw new Problem('conflict', `Data set ${id} is still importing (${dataset.rows} rows so far); its rows are readable once its status is "ready".`)
@@ -132,7 +132,8 @@ export function createDatasetService (options: DatasetServiceOptions) {
         return created
       })
     } catch (error) {
-      await datasets.deletePieces(uploadId)
+      // Pieces that cannot be removed now (the database is down, say) go with the next sweep.
+      await datasets.deletePieces(uploadId).catch(() => {})
       throw error
     }
   }
