@@ -215,7 +215,7 @@ async function readUpload (request: FastifyRequest): Promise<{ upload: Upload, n
   // JSON: an array is data; an object asks for a URL import.
   const { first, stream } = await peekFirstCharacter(clientBytes(body))
   if (first !== '{') return { upload: { kind: 'file', format, charset, input: stream, contentLength: length }, naming: {} }
-  const importRequest = await readSmallJson(stream)
+  const importRequest = await readSmallJson(stream, charset)
   if (!Value.Check(UrlImport, importRequest)) {
     throw validationProblem('body', [...Value.Errors(UrlImport, importRequest)].map((error) => ({ pointer: error.instancePath || '/', detail: error.message })))
   }
@@ -241,7 +241,7 @@ async function peekFirstCharacter (input: AsyncIterable<Buffer>): Promise<{ firs
   return { first, stream }
 }
 
-async function readSmallJson (input: AsyncIterable<Buffer>): Promise<unknown> {
+async function readSmallJson (input: AsyncIterable<Buffer>, charset: string): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of input) {
@@ -249,8 +249,15 @@ async function readSmallJson (input: AsyncIterable<Buffer>): Promise<unknown> {
     if (size > URL_IMPORT_MAX_BYTES) throw new Problem('payload-too-large', `A URL import request is at most ${URL_IMPORT_MAX_BYTES} bytes.`)
     chunks.push(chunk)
   }
+  let text: string
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    // Invalid text is refused, not turned into U+FFFD (a name "caf\xe9" became "caf�").
+    text = new TextDecoder(charset, { fatal: true }).decode(Buffer.concat(chunks))
+  } catch {
+    throw new Problem('bad-request', `The body is not valid ${charset} text.`)
+  }
+  try {
+    return JSON.parse(text)
   } catch {
     throw new Problem('bad-request', 'The body is not valid JSON.')
   }
