@@ -33,7 +33,9 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
   // In this plugin only, bodies reach the handlers as streams: uploads are never buffered here.
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser(UPLOAD_MEDIA_TYPES, (_request, payload, done) => { done(null, payload) })
-  await app.register(multipart, { limits: { fileSize: options.maxBytes, files: 1, fields: 10, fieldSize: 4096 } })
+  // One byte over the limit, so that the service's own count sees a file that is too large (413):
+  // at the limit itself busboy cuts the file off and ends it as if whole (only `truncated` tells).
+  await app.register(multipart, { limits: { fileSize: options.maxBytes + 1, files: 1, fields: 10, fieldSize: 4096 } })
 
   const writeAccess = { preHandler: options.requireKey }
   const readAccess = options.requireKeyForReads ? writeAccess : {}
@@ -166,13 +168,15 @@ function validationProblem (where: 'body' | 'querystring', errors: Array<{ point
  * The body as the client sent it, and any read error (the client went away, a form cut short) as
  * the client's 400: the service sees a stream that either ends or says what was wrong.
  */
-async function * clientBytes (input: Readable): AsyncGenerator<Buffer> {
+async function * clientBytes (input: Readable & { truncated?: boolean }): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) yield chunk
   } catch (error) {
     if (error instanceof Problem) throw error
     throw new Problem('bad-request', 'The upload broke off before its end (the connection closed, or the multipart form is cut short).', { cause: error })
   }
+  // A form's file cut off at busboy's size limit ends like a whole one.
+  if (input.truncated === true) throw new Problem('payload-too-large', 'The file is larger than this service accepts (DATASET_MAX_BYTES).')
 }
 
 /** What the client sent: a file (CSV, JSON, NDJSON, as the body or in a form) or a URL to import. */
@@ -211,7 +215,7 @@ async function readUpload (request: FastifyRequest): Promise<{ upload: Upload, n
   // JSON: an array is data; an object asks for a URL import.
   const { first, stream } = await peekFirstCharacter(clientBytes(body))
   if (first !== '{') return { upload: { kind: 'file', format, charset, input: stream, contentLength: length }, naming: {} }
-  const importRequest = await readSmallJson(stream)
+  const importRequest = await readSmallJson(stream, charset)
   if (!Value.Check(UrlImport, importRequest)) {
     throw validationProblem('body', [...Value.Errors(UrlImport, importRequest)].map((error) => ({ pointer: error.instancePath || '/', detail: error.message })))
   }
@@ -237,7 +241,7 @@ async function peekFirstCharacter (input: AsyncIterable<Buffer>): Promise<{ firs
   return { first, stream }
 }
 
-async function readSmallJson (input: AsyncIterable<Buffer>): Promise<unknown> {
+async function readSmallJson (input: AsyncIterable<Buffer>, charset: string): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of input) {
@@ -245,8 +249,15 @@ async function readSmallJson (input: AsyncIterable<Buffer>): Promise<unknown> {
     if (size > URL_IMPORT_MAX_BYTES) throw new Problem('payload-too-large', `A URL import request is at most ${URL_IMPORT_MAX_BYTES} bytes.`)
     chunks.push(chunk)
   }
+  let text: string
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    // Invalid text is refused, not turned into U+FFFD (a name "caf\xe9" became "caf�").
+    text = new TextDecoder(charset, { fatal: true }).decode(Buffer.concat(chunks))
+  } catch {
+    throw new Problem('bad-request', `The body is not valid ${charset} text.`)
+  }
+  try {
+    return JSON.parse(text)
   } catch {
     throw new Problem('bad-request', 'The body is not valid JSON.')
   }

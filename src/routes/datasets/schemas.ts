@@ -1,11 +1,20 @@
 // The Data API's models, as TypeBox schemas: the wire shapes (validation, serialisation, OpenAPI)
 // and, through Static<>, the TypeScript types the code uses. Each model is written once, here.
-import Type, { type Static } from 'typebox'
+import Type, { type Static, type TSchema } from 'typebox'
 import { DateTime } from '../../lib/schemas.ts'
 import { ColumnTypeSchema } from './column-types.ts'
 import { FormatSchema } from './import/formats.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
+
+/**
+ * An object keyed by column names (any text), each value a `value`. Not Type.Record(Type.String(),
+ * …): that is patternProperties "^.*$", whose "." matches no line break, so fast-json-stringify
+ * left out every key holding one: a column named "a\nb" (a quoted CSV header) vanished from its
+ * rows and its statistics.
+ */
+const ByColumnName = <T extends TSchema>(value: T, options: { description?: string } = {}) =>
+  Type.Unsafe<Record<string, Static<T>>>({ type: 'object', additionalProperties: value, ...options })
 
 export const DatasetId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Data set id' })
 
@@ -68,7 +77,7 @@ export const ColumnStats = Type.Object({
 })
 export type ColumnStats = Static<typeof ColumnStats>
 
-export const DatasetStats = Type.Object({ count: Type.Integer(), columns: Type.Record(Type.String(), ColumnStats) })
+export const DatasetStats = Type.Object({ count: Type.Integer(), columns: ByColumnName(ColumnStats) })
 export type DatasetStats = Static<typeof DatasetStats>
 
 export const DatasetDetail = Type.Object({
@@ -80,7 +89,7 @@ export const DatasetDetail = Type.Object({
   stats: Type.Object({
     count: Type.Integer({ description: 'Rows' }),
     computed_at: Nullable(DateTime),
-    columns: Type.Record(Type.String(), ColumnStats, { description: 'Per column; empty until the statistics job has run' }),
+    columns: ByColumnName(ColumnStats, { description: 'Per column; empty until the statistics job has run' }),
   }),
 })
 export type DatasetDetail = Static<typeof DatasetDetail>
@@ -91,7 +100,7 @@ export const DatasetList = Type.Object({
 })
 
 export const RowsPage = Type.Object({
-  rows: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+  rows: Type.Array(ByColumnName(Type.Unknown())),
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` (with the same sort and filters) for the next page; null on the last page' })),
 })
 export type RowsPage = Static<typeof RowsPage>

@@ -69,16 +69,23 @@ function csvSource (input: AsyncIterable<string>): RowSource {
     async * batches () {
       // papaparse's own stream reader ignores pause(), so the upload is read here, a chunk at a
       // time (pull: backpressure for free), and handed to its parser. A row cut by the end of a
-      // chunk is parsed again with the next one.
-      const parser = new Papa.Parser({ delimiter: ',' })
+      // chunk is parsed again with the next one. The parser is made once the line break is known.
+      const lineBreak = new LineBreak()
+      let parser: Papa.Parser | undefined
+      let lineEnd = '\n' // the character that ends a line, for line numbers
       let pending = ''
       let line = 1
       const rowsOf = (text: string, last: boolean): Row[] => {
+        if (parser === undefined) {
+          const newline = lineBreak.end()
+          parser = new Papa.Parser({ delimiter: ',', newline })
+          lineEnd = newline === '\r' ? '\r' : '\n'
+        }
         const results = parser.parse(text, 0, !last) as Papa.ParseResult<string[]>
         const rows: Row[] = []
         results.data.forEach((fields: string[], index: number) => {
           const startLine = line
-          for (const field of fields) for (let at = field.indexOf('\n'); at !== -1; at = field.indexOf('\n', at + 1)) line++
+          for (const field of fields) for (let at = field.indexOf(lineEnd); at !== -1; at = field.indexOf(lineEnd, at + 1)) line++
           line++
           const error = results.errors.find((candidate) => candidate.row === index)
           if (error !== undefined) throw new InvalidDataError(csvErrorMessage(error), { line: startLine })
@@ -101,9 +108,10 @@ function csvSource (input: AsyncIterable<string>): RowSource {
       let unparsedLength = 0
       let retryAt = 0
       for await (const chunk of input) {
+        if (lineBreak.found === undefined) lineBreak.feed(chunk)
         unparsed.push(chunk)
         unparsedLength += chunk.length
-        if (unparsedLength < retryAt) continue
+        if (lineBreak.found === undefined || unparsedLength < retryAt) continue
         const text = pending + unparsed.join('')
         unparsed = []
         unparsedLength = 0
@@ -116,6 +124,35 @@ function csvSource (input: AsyncIterable<string>): RowSource {
       if (rows.length > 0) yield rows
       if (header.names.length === 0) throw new InvalidDataError('the CSV is empty: a header line naming the columns comes first')
     },
+  }
+}
+
+type Newline = '\n' | '\r\n' | '\r'
+
+/**
+ * The line break of a CSV file: its first one outside quotes, "\r\n", "\n" or "\r". papaparse's
+ * Parser splits rows at "\n" unless told otherwise (only Papa.parse guesses): the last value of
+ * every row of a CRLF file kept its "\r" (and so became text), and a file of "\r" line breaks was
+ * one header row.
+ */
+class LineBreak {
+  found: Newline | undefined
+  #quoted = false
+  #afterCr = false
+
+  feed (text: string): void {
+    for (let at = 0; at < text.length && this.found === undefined; at++) {
+      const character = text[at]
+      if (this.#afterCr) this.found = character === '\n' ? '\r\n' : '\r'
+      else if (character === '"') this.#quoted = !this.#quoted
+      else if (!this.#quoted && character === '\n') this.found = '\n'
+      else if (!this.#quoted && character === '\r') this.#afterCr = true
+    }
+  }
+
+  /** The line break as far as the text read tells: a "\r" at its very end is one; none at all, "\n". */
+  end (): Newline {
+    return this.found ?? (this.#afterCr ? '\r' : '\n')
   }
 }
 
