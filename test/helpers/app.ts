@@ -9,12 +9,13 @@ import { createUpstreams } from '../../src/upstream/upstreams.ts'
 import type { CatalogStore } from '../../src/stores/catalog.ts'
 import { createPostgresCatalog } from '../../src/stores/postgres-catalog.ts'
 import { createTestDatabase, type Cleanup } from './database.ts'
+import { TEST_DEFAULTS } from './defaults.ts'
 
 export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue, catalog: CatalogStore }
 
 /** `catalog` defaults to the PostgreSQL store on the test database; the caller closes one it passes. */
 export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean, logger?: Logger, catalog?: CatalogStore } = {}): Promise<TestApp> {
-  const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
+  const config = loadConfig({ LOG_LEVEL: 'silent', ...TEST_DEFAULTS, ...env })
   // The pool a server opens for requests (db/database.ts): the same bounded wait and statement timeout.
   const database = options.sql === undefined
     ? await createTestDatabase(t, { max: config.DATABASE_POOL_MAX, queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS })

@@ -2,6 +2,7 @@
 // and collects its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process'
 import readline from 'node:readline'
+import { TEST_DEFAULTS } from './defaults.ts'
 
 export interface CliProcess {
   child: ChildProcess
@@ -20,7 +21,7 @@ export interface ServeProcess extends CliProcess { url: string }
  */
 export async function startCli (command: string[], env: Record<string, string>, readyMessage: string, { timeoutMs = 30_000, processGroup = false } = {}): Promise<CliProcess & { ready: Record<string, unknown> }> {
   const child = spawn(process.execPath, ['bin/data-api.js', ...command], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...TEST_DEFAULTS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: processGroup,
   })
