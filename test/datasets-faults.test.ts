@@ -1,14 +1,16 @@
 // Fault injection against the Data API and the database pool: every connection of the pool taken
-// (held, in a transaction, or running a long query), a flood of /slow beyond its half of the pool,
-// a storm of DELETEs during an import, a client gone in the middle of its upload, a poison import
-// job across a restart of the service, the service SIGKILLed in the middle of an import, and
-// PostgreSQL stopped in the middle of one.
+// (held, inside a transaction, running a long query), a session killed under its query, a flood of
+// /slow beyond its half of the pool, a storm of DELETEs during an import, a client gone in the
+// middle of its upload, poison import jobs across a restart of the service, the service SIGKILLed
+// in the middle of an import (and in the middle of its last attempt), PostgreSQL stopped in the
+// middle of one. Tests marked todo reproduce defects that are not fixed yet.
 //
 // What is asserted are facts, never absolute latencies: status codes and problem types, "answered
 // at all before X" (before the connections were given back, before the long queries ended), the
 // order of events, and states reached within generous deadlines. The in-process cases run the real
-// app (buildTestApp: the pool options of a server); the others real `data-api serve` processes.
-// Whatever a case starts is closed in reverse order by its AsyncDisposableStack, failed or not.
+// app (buildTestApp: the pool options of a server); the others real `data-api serve` processes,
+// those cases at once. Whatever a case starts is closed in reverse order by its
+// AsyncDisposableStack, whether it passed or failed.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import http from 'node:http'
@@ -84,10 +86,15 @@ function monitorOf (url: string, resources: AsyncDisposableStack) {
   const count = async (query: Promise<Array<{ count: number }>>): Promise<number> => (await query)[0]!.count
   return {
     sql,
-    /** Sessions of the service (not this monitor) idle inside a transaction. */
-    idleInTransaction: async (): Promise<number> => await count(sql`
-      select count(*)::int as count from pg_stat_activity
-      where datname = current_database() and application_name <> ${MONITOR} and state like 'idle in transaction%'`),
+    /**
+     * Waits until no session of the service (this monitor's aside) is idle inside a transaction:
+     * "after a moment", since pg-boss's own short transactions may be caught between statements.
+     */
+    noneIdleInTransaction: async (): Promise<void> => {
+      await until('no session idle in a transaction', async () => (await count(sql`
+        select count(*)::int as count from pg_stat_activity
+        where datname = current_database() and application_name <> ${MONITOR} and state like 'idle in transaction%'`)) === 0, 10_000)
+    },
     /** Backends of the service (its pool and pg-boss's) now connected. */
     servicePids: async (): Promise<number[]> => (await sql<Array<{ pid: number }>>`
       select pid from pg_stat_activity
@@ -229,7 +236,7 @@ describe('the pool exhausted', () => {
     assert.equal((await send(`${base}/users`)).status, 200)
     // Every held connection is usable again, and nothing was left inside a transaction.
     assert.deepEqual(await Promise.all(Array.from({ length: POOL }, async () => (await sql`select 1 as one`)[0]!.one)), [1, 1, 1])
-    assert.equal(await monitor.idleInTransaction(), 0)
+    await monitor.noneIdleInTransaction()
   })
 
   // A defect, reproduced: postgres.js pipelines a query onto a connection that is still running
@@ -253,8 +260,9 @@ describe('the pool exhausted', () => {
     assert.ok(answer.endedAt < sleepsEndedAt, 'answered before the long queries ended: it did not queue behind one of them')
     await sleeps
     assert.equal((await send(`${base}/users`)).status, 200)
-    assert.equal(await monitor.idleInTransaction(), 0)
+    await monitor.noneIdleInTransaction()
   })
+
   // postgres.js 3.4.9 kept the FATAL error of a session that died under a running query
   // (pg_terminate_backend, a PostgreSQL restart) and handed it to the next query on the
   // reconnected connection: the first request after answered 503 database-unavailable although
@@ -276,6 +284,7 @@ describe('the pool exhausted', () => {
     await using resources = new AsyncDisposableStack()
     const { databaseUrl, monitor } = await inProcess(resources, {})
     const pool = createSql(databaseUrl, { max: 1, applicationName: 'data-api-faults-victim' })
+    resources.defer(async () => { await pool.end({ timeout: 1 }) }) // after a failure; else already ended
     await pool`select 1`
     const sleeping = pool`select pg_sleep(${5})`.then(() => 'finished', (error: { code?: string }) => error.code)
     await until('the sleep to run', async () => (await monitor.sql`select 1 from pg_stat_activity where application_name = 'data-api-faults-victim' and state = 'active'`).length === 1)
@@ -317,7 +326,7 @@ describe('an anonymous /slow flood', () => {
     assert.ok(users.every((answer) => answer.endedAt < firstServedAt), '/users answered while the sleepers held their connections')
 
     await until('no sleeping query left', async () => await sleepingQueries(monitor) === 0)
-    assert.equal(await monitor.idleInTransaction(), 0)
+    await monitor.noneIdleInTransaction()
   })
 })
 
@@ -355,7 +364,7 @@ describe('a DELETE storm during an import', () => {
       return jobs.length === 1 && jobs[0]!.state === 'completed' && jobs
     })
     assert.equal(job!.retry_count, 0, 'not retried')
-    await until('no session idle in a transaction', async () => await monitor.idleInTransaction() === 0)
+    await monitor.noneIdleInTransaction()
     assert.equal(await monitor.dataset(id), undefined, 'the data set was not re-created')
     assert.equal(await monitor.rowsTableExists(id), false, 'no table dataset_rows.ds_<id>')
     assert.equal(await monitor.pieces(), 0, 'no upload pieces left')
@@ -397,7 +406,7 @@ describe('a client gone in the middle of its upload', () => {
 
   const assertNothingLeft = async ({ base, monitor }: { base: string, monitor: ReturnType<typeof monitorOf> }): Promise<void> => {
     await until('the upload pieces to go', async () => await monitor.pieces() === 0, 10_000)
-    await until('no session idle in a transaction', async () => await monitor.idleInTransaction() === 0, 10_000)
+    await monitor.noneIdleInTransaction()
     assert.equal(await monitor.datasets(), 0, 'no data set row')
     assert.equal((await monitor.sql`select 1 from information_schema.tables where table_schema = 'dataset_rows'`).length, 0, 'no rows table')
     assert.equal((await send(`${base}/users`)).status, 200)
@@ -437,8 +446,8 @@ async function serviceDatabase (resources: AsyncDisposableStack, prefix: string)
   return { dir, url: database.url, key, monitor: monitorOf(database.url, resources) }
 }
 
-// Real `data-api serve` processes. The three cases run at once: most of their time is spent
-// waiting (for a job to expire, for a retry to come due), not computing.
+// Real `data-api serve` processes. These cases run at once: most of their time is spent waiting
+// (for a job to expire, for a retry to come due), not computing.
 describe('the service process', { concurrency: true }, () => {
   it('marks poison imports failed, for good, across a restart: bad data at once with its line, a job failing every attempt after its last', async () => {
     await using resources = new AsyncDisposableStack()
@@ -454,7 +463,7 @@ describe('the service process', { concurrency: true }, () => {
     // too many on line 120,001: long after the first chunks were copied and progress reported.
     const poisons = [
       { line: 100_000, csv: csvOf(150_000, { row: 99_999, line: '99999,bad\u0000name,1,2026-01-01' }), detail: /NUL/ },
-      { line: 120_001, csv: csvOf(150_000, { row: 120_000, line: '120000,x,1,2026-01-01,surplus' }), detail: /./ },
+      { line: 120_001, csv: csvOf(150_000, { row: 120_000, line: '120000,x,1,2026-01-01,surplus' }), detail: /expected 4 fields as in the header, found 5/ },
     ]
     const ids: number[] = []
     for (const poison of poisons) {
@@ -515,7 +524,7 @@ describe('the service process', { concurrency: true }, () => {
       assert.equal(await monitor.rowsTableExists(ids[index]!), false)
     }
     assert.equal(await monitor.pieces(), 0, 'the failed uploads\' pieces are gone')
-    assert.equal(await monitor.idleInTransaction(), 0)
+    await monitor.noneIdleInTransaction()
     assert.equal((await send(`${second.url}/users`)).status, 200)
     assert.equal(await stopServe(second), 0)
     assert.deepEqual(logsFailing(second), [])
@@ -564,7 +573,7 @@ describe('the service process', { concurrency: true }, () => {
     const attempts = rescuer.logs.filter((entry) => entry.task === 'import_dataset' && entry.msg === 'job started')
     assert.ok(attempts.length >= 1 && attempts.every((entry) => (entry.attempt as number) >= 2), `retried: ${JSON.stringify(attempts)}`)
     assert.equal(await monitor.pieces(), 0)
-    assert.equal(await monitor.idleInTransaction(), 0)
+    await monitor.noneIdleInTransaction()
     assert.equal(await stopServe(rescuer), 0)
     assert.deepEqual(logsFailing(rescuer), [])
   })
@@ -643,8 +652,10 @@ describe('the service process', { concurrency: true }, () => {
     assert.equal(dataset.status, 'ready', JSON.stringify(dataset))
     assert.equal(dataset.rows, ROWS)
     assert.equal(await monitor.rowsInTable(id), ROWS)
+    const attempts = serve.logs.filter((entry) => entry.task === 'import_dataset' && entry.msg === 'job started').map((entry) => entry.attempt)
+    assert.deepEqual(attempts, [1, 2], 'the attempt cut off by the outage, then one retry')
     assert.equal(await monitor.pieces(), 0)
-    assert.equal(await monitor.idleInTransaction(), 0)
+    await monitor.noneIdleInTransaction()
     assert.equal(serve.child.exitCode, null, 'the service process never exited')
     assert.equal(await stopServe(serve), 0)
     assert.deepEqual(logsFailing(serve), [])
