@@ -6,7 +6,7 @@
 //            numeric ─────────────────────────┼── text
 //   boolean ──────────────────────────────────┘
 //
-// Every value on its way to SQL (a filter, a cursor, an imported field) goes through `literal`, and
+// Every value on its way to SQL (a filter, an imported field) goes through `literal`, and
 // is sent as text with an explicit cast: postgres.js would otherwise serialise a parameter by the
 // type PostgreSQL infers for it (a boolean parameter given "true" became 'f'; a timestamp went
 // through `new Date()` and lost its microseconds).

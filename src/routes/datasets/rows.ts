@@ -3,11 +3,13 @@
 // Filters are `column__op=value` with the value read by the codec of the column's type, and SQL
 // semantics for missing values: a missing value matches no comparison (eq, ne, gt, in, contains …
 // alike); `isnull=true` finds it. Sorting is by one column (`sort=col` or `sort=-col`), with the
-// row number as tie-breaker; missing values come last in both directions. The cursor holds the sort
-// key and row number of the last row sent, so the next page starts right after it: no row is
-// skipped or repeated between pages, and page 10,000 costs what page 1 does (an index range scan,
-// no OFFSET). A page also stops once its values reach DATASET_PAGE_MAX_BYTES (with at least one
-// row), so that memory per request stays bounded when values are large.
+// row number as tie-breaker; missing values come last in both directions. The cursor holds the row
+// number of the last row sent and whether it had a sort key, so the next page starts right after it,
+// the key read back from that row (a data set's rows never change; a text key may be longer than a
+// URL can carry): no row is skipped or repeated between pages, and page 10,000 costs what page 1
+// does (an index range scan, no OFFSET). A page also stops once its values reach
+// DATASET_PAGE_MAX_BYTES (with at least one row), so that memory per request stays bounded when
+// values are large.
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
@@ -23,7 +25,7 @@ const MAX_IN_VALUES = 1_000
 
 export interface RowsRequest { limit: number, sort?: string, cursor?: string, filters: Record<string, string> }
 
-/** Sort (as given), sort key of the last row sent (a literal, null when missing) and its row number. */
+/** Sort (as given), `v` null when the last row sent had no sort key (else a string, not read) and its row number. */
 interface Cursor { s: string, v: string | null, r: number }
 
 function badRequest (detail: string, parameter: string): Problem {
@@ -82,8 +84,8 @@ export function encodeCursor (cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url')
 }
 
-/** A cursor this API handed out for this sort, its sort key read back by the column's codec. */
-function decodeCursor (text: string, sort: string, sortColumn: DatasetColumn | undefined): Cursor {
+/** A cursor this API handed out for this sort. */
+function decodeCursor (text: string, sort: string): Cursor {
   const forged = badRequest('cursor: not a cursor returned by this API', 'cursor')
   let cursor: Partial<Cursor>
   try {
@@ -93,7 +95,6 @@ function decodeCursor (text: string, sort: string, sortColumn: DatasetColumn | u
   }
   if (typeof cursor !== 'object' || cursor === null || !Number.isSafeInteger(cursor.r) || !(typeof cursor.v === 'string' || cursor.v === null) || typeof cursor.s !== 'string') throw forged
   if (cursor.s !== sort) throw badRequest(`cursor: it belongs to sort=${cursor.s || '(none)'}; keep the sort of the first page while paging`, 'cursor')
-  if (typeof cursor.v === 'string' && (sortColumn === undefined || literal(sortColumn.type, cursor.v) === undefined)) throw forged
   return cursor as Cursor
 }
 
@@ -101,7 +102,7 @@ function and (sql: Sql, conditions: Fragment[]): Fragment {
   return conditions.reduce((all, condition) => sql`${all} and ${condition}`, sql`true`)
 }
 
-interface PageRow { _row: number, _key: string | null, _keep: boolean, _bytes: number, [output: string]: unknown }
+interface PageRow { _row: number, _keyed: boolean, _keep: boolean, _bytes: number, [output: string]: unknown }
 
 export async function queryRows (sql: Sql, datasetId: number, columns: DatasetColumn[], request: RowsRequest, { signal, maxBytes }: { signal: AbortSignal, maxBytes: number }): Promise<RowsPage> {
   const table = rowsTable(datasetId)
@@ -110,12 +111,12 @@ export async function queryRows (sql: Sql, datasetId: number, columns: DatasetCo
   const sortName = descending ? sort.slice(1) : sort
   const sortColumn = sortName === '' ? undefined : columns.find((column) => column.name === sortName)
   if (sortName !== '' && sortColumn === undefined) throw badRequest(`sort: there is no column "${sortName}"`, 'sort')
-  const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, sort, sortColumn)
+  const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, sort)
   const filters = parseFilters(sql, table, columns, request.filters)
-  const key = sql.unsafe(sortColumn === undefined ? 'null' : table.sortKey(sortColumn))
+  const keyed = sortColumn === undefined ? sql`false` : sql`${table.ref(sql, sortColumn)} is not null`
   const size = sql.unsafe(['0', ...columns.map((column) => table.size(column))].join(' + '))
   // Output columns are aliased o1..oN: an alias equal to a column name would capture ORDER BY.
-  const output = sql.unsafe(['_row', '_key', '_keep', '_bytes', ...columns.map((column) => `case when _keep then ${table.output(column, 'page.')} end as o${column.position}`)].join(', '))
+  const output = sql.unsafe(['_row', '_keyed', '_keep', '_bytes', ...columns.map((column) => `case when _keep then ${table.output(column, 'page.')} end as o${column.position}`)].join(', '))
   const wanted = request.limit + 1 // one more than asked: is there a next page?
   let budget = maxBytes
 
@@ -126,7 +127,7 @@ export async function queryRows (sql: Sql, datasetId: number, columns: DatasetCo
    */
   const page = async (where: Fragment, order: Fragment, limit: number, keepFirst: boolean): Promise<PageRow[]> => await cancellable(sql<PageRow[]>`
     select ${output} from (
-      select *, ${key} as _key,
+      select *, ${keyed} as _keyed,
         sum(${size}) over running as _bytes,
         (${keepFirst} and row_number() over running = 1) or sum(${size}) over running <= ${budget} as _keep
       from ${table.identifier(sql)} where ${and(sql, [...filters, where])}
@@ -144,7 +145,7 @@ export async function queryRows (sql: Sql, datasetId: number, columns: DatasetCo
     const after = sql.unsafe(descending ? '<' : '>')
     rows = []
     if (cursor === undefined || cursor.v !== null) {
-      const start = cursor === undefined ? sql`true` : sql`(${c}, _row) ${after} (${table.value(sql, sortColumn, literal(sortColumn.type, cursor.v!)!)}, ${cursor.r})`
+      const start = cursor === undefined ? sql`true` : sql`(${c}, _row) ${after} ((select ${c} from ${table.identifier(sql)} where _row = ${cursor.r}), ${cursor.r})`
       rows = await page(sql`${c} is not null and ${start}`, sql`${c} ${direction}, _row ${direction}`, wanted, true)
     }
     const kept = rows.filter((row) => row._keep)
@@ -160,6 +161,6 @@ export async function queryRows (sql: Sql, datasetId: number, columns: DatasetCo
   const last = kept.at(-1)
   return {
     rows: kept.map((row) => Object.fromEntries(columns.map((column) => [column.name, decode(column.type, row[`o${column.position}`])]))),
-    next_cursor: more && last !== undefined ? encodeCursor({ s: sort, v: last._key, r: Number(last._row) }) : null,
+    next_cursor: more && last !== undefined ? encodeCursor({ s: sort, v: last._keyed ? '' : null, r: Number(last._row) }) : null,
   }
 }

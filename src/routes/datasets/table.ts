@@ -5,8 +5,7 @@
 //
 // Values reach SQL only as the literals of column-types.ts, sent as text and cast here; values come
 // back through `output` (numbers as numbers, dates as YYYY-MM-DD, timestamps as ISO 8601 in UTC
-// with their microseconds), in exports as `csvField` and `jsonField`, and for cursors as the text
-// `sortKey` writes, which `literal` reads back.
+// with their microseconds), and in exports as `csvField` and `jsonField`.
 import type { Fragment, TransactionSql } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { SQL_TYPES, type ColumnType } from './column-types.ts'
@@ -85,12 +84,6 @@ export function rowsTable (datasetId: number) {
       if (type === 'date') return `${c}::text`
       if (type === 'timestamp') return timestampText(c)
       return c // numeric arrives as its exact text: decode makes it a number, never an overflow error in SQL
-    },
-    /** SQL of a column's value as the text of a literal: the sort key a cursor carries. */
-    sortKey: ({ position, type }: TableColumn): string => {
-      const c = column(position)
-      if (type === 'timestamp') return timestampText(c)
-      return type === 'text' ? c : `${c}::text`
     },
     /** SQL of a column's value as a CSV field that imports back as the same value. */
     csvField: ({ position, type }: TableColumn): string => {
