@@ -811,7 +811,7 @@ describe('a URL whose server breaks off', { concurrency: true }, () => {
       const path = `/break/${index}/data.csv`
       breaks.set(path, mode)
       const answer = await send({ target: syncTarget, type: JSON_TYPE, body: Buffer.from(JSON.stringify({ url: `${corpusBase}${path}` })) })
-      await assertFailed(syncTarget, acceptedId(answer), 'anywhere', /failed repeatedly/, { state: 'failed', retry_count: 1 })
+      await assertFailed(syncTarget, acceptedId(answer), 'anywhere', /every attempt failed/, { state: 'failed', retry_count: 1 })
       await assertSettled()
     })
   })

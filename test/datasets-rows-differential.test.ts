@@ -714,8 +714,8 @@ async function check (dataset: Uploaded, query: Query): Promise<Walked> {
 
 const PLANS: Array<TablePlan & { app: 'main' | 'budgeted', runs: number }> = [
   { label: 'csv-mixed', format: 'csv', minRows: 150, maxRows: 220, missing: 15, longLength: 4000, app: 'main', runs: 130 },
-  // crlf: true once CSV with CRLF line endings imports right (see the todo test at the end).
-  { label: 'csv-sparse', format: 'csv', minRows: 30, maxRows: 50, missing: 100, longLength: 60, app: 'main', runs: 100 },
+  // CRLF line endings (RFC 4180's own): the last field of each line used to keep its \r.
+  { label: 'csv-sparse', format: 'csv', minRows: 30, maxRows: 50, missing: 100, longLength: 60, app: 'main', runs: 100, crlf: true },
   { label: 'ndjson', format: 'ndjson', minRows: 80, maxRows: 140, missing: 25, longLength: 400, app: 'main', runs: 100 },
   { label: 'csv-page-budget', format: 'csv', minRows: 60, maxRows: 100, missing: 25, longLength: 700, app: 'budgeted', runs: 80 },
 ]
@@ -809,8 +809,8 @@ describe('GET /datasets/{id}/rows against the oracle', async () => {
 })
 
 describe('CSV with CRLF line endings (RFC 4180\'s own)', () => {
-  // Found by this test's csv-sparse data set with crlf: true (turn it back on once this passes).
-  it('imports the last field of each line without its \\r', { todo: 'src/routes/datasets/import/sources.ts: `new Papa.Parser({ delimiter: \',\' })` defaults its newline to \\n, so every line\'s last field keeps the \\r' }, async () => {
+  // Found by this test's csv-sparse data set with crlf: true (and by the hostile-input corpus).
+  it('imports the last field of each line without its \\r', async () => {
     const response = await fetch(`${bases.main}/datasets`, { method: 'POST', headers: { authorization: `Bearer ${keys.main}`, 'content-type': 'text/csv' }, body: 'a,b\r\n1,2\r\n3,\r\n' })
     const answer = await json(response)
     assert.equal(response.status, 201, JSON.stringify(answer))

@@ -14,10 +14,26 @@ import type { Config } from '../config.ts'
 export interface TaskPayloads {
   send_welcome_email: { user_id: number }
   import_dataset: { dataset_id: number }
+  /** An import whose every attempt failed or died (its dead letter): the data set is marked failed. */
+  import_dataset_failed: { dataset_id: number }
   compute_dataset_stats: { dataset_id: number }
 }
 export type TaskName = keyof TaskPayloads
-export const TASK_NAMES: readonly TaskName[] = ['send_welcome_email', 'import_dataset', 'compute_dataset_stats']
+
+/**
+ * Each task's queue: how long a job may run before it counts as dead (imports and statistics of
+ * large data sets legitimately run long), and where a job goes when no retry is left. In the order
+ * they are created: a dead-letter queue before the queue that names it.
+ */
+const TASKS: ReadonlyArray<{ name: TaskName, longRunning: boolean, deadLetter?: TaskName }> = [
+  { name: 'send_welcome_email', longRunning: false },
+  { name: 'import_dataset_failed', longRunning: false },
+  // An attempt that died with its process expires like one that failed; when it was the last, its
+  // dead letter still reaches a handler, so no data set stays "importing" for ever.
+  { name: 'import_dataset', longRunning: true, deadLetter: 'import_dataset_failed' },
+  { name: 'compute_dataset_stats', longRunning: true },
+]
+export const TASK_NAMES: readonly TaskName[] = TASKS.map((task) => task.name)
 
 export type TaskHandler<N extends TaskName> = (job: Job<TaskPayloads[N]>) => Promise<void>
 export type TaskHandlers = { [N in TaskName]: TaskHandler<N> }
@@ -55,10 +71,10 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
   // tables), kilobytes per line while the database is down.
   boss.on('error', (error: Error & { code?: string }) => { log.error({ err: { type: error.name, message: error.message, code: error.code, stack: error.stack } }, 'job queue error') })
   await boss.start()
-  for (const name of TASK_NAMES) {
+  for (const { name, longRunning, deadLetter } of TASKS) {
     const options = {
-      // Imports and statistics of large data sets legitimately run long.
-      expireInSeconds: name === 'send_welcome_email' ? config.JOB_EXPIRE_SECONDS : config.DATASET_IMPORT_TIMEOUT_SECONDS,
+      expireInSeconds: longRunning ? config.DATASET_IMPORT_TIMEOUT_SECONDS : config.JOB_EXPIRE_SECONDS,
+      ...(deadLetter !== undefined && { deadLetter }),
       retryLimit: config.JOB_RETRY_LIMIT,
       retryDelay: config.JOB_RETRY_DELAY_SECONDS,
       retryBackoff: true,

@@ -19,9 +19,8 @@ export async function startWorker (config: Config, deps: { sql: Sql, jobs: JobQu
   const datasets = createConfiguredDatasetService(config, deps)
   await deps.jobs.work({
     send_welcome_email: createWelcomeEmailHandler({ sql: deps.sql, mailer: deps.mailer, log }),
-    import_dataset: async (job) => {
-      await datasets.runImport(job.data.dataset_id, { lastAttempt: job.retryCount >= config.JOB_RETRY_LIMIT, signal: job.signal })
-    },
+    import_dataset: async (job) => { await datasets.runImport(job.data.dataset_id, { signal: job.signal }) },
+    import_dataset_failed: async (job) => { await datasets.importGaveUp(job.data.dataset_id) },
     compute_dataset_stats: async (job) => { await datasets.computeStats(job.data.dataset_id) },
   }, { default: config.WORKER_CONCURRENCY, import_dataset: config.DATASET_IMPORT_CONCURRENCY })
   log.info({ concurrency: config.WORKER_CONCURRENCY, smtp: config.SMTP_URL !== undefined }, 'worker started')

@@ -27,8 +27,10 @@ export interface DashboardOptions { sql: Sql, users: UsersRepository, partTimeou
 
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, { sql, users, partTimeoutMs, poolSize }) => {
   // /slow and /fast hold connections for up to twice `delay_ms` each, for anyone who asks: together
-  // they may take at most half the pool, so the rest of the API keeps its connections.
-  const sleepingConnections = createPermits(Math.max(1, Math.floor(poolSize / 2)))
+  // they may take at most half the pool (two at least: /fast needs two), so the rest of the API
+  // keeps its connections. And they sleep on reserved connections: postgres.js pipelines a query
+  // onto a busy pool connection when none is free, where it would wait behind a sleep.
+  const sleepingConnections = createPermits(Math.max(2, Math.floor(poolSize / 2)))
   const takeSleepers = (connections: number): Disposable => {
     const taken = sleepingConnections.tryTake(connections)
     if (taken === undefined) throw new Problem('service-unavailable', 'Too many /slow and /fast requests are waiting in the database right now; retry shortly.')
@@ -41,17 +43,27 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     return user
   }
 
-  /** The lesson's fetch_user() and fetch_orders(), each with `delayMs` of database-side latency. */
-  const slowFetches = (repository: UsersRepository, userId: number, delayMs: number) => ({
+  /**
+   * The lesson's fetch_user() and fetch_orders(), each with `delayMs` of database-side latency, on
+   * the connection `repositoryFor` gives (one reserved for /slow, one reserved each for /fast).
+   */
+  const slowFetches = (repositoryFor: () => Promise<{ repository: UsersRepository } & AsyncDisposable>, userId: number, delayMs: number) => ({
     user: async (signal: AbortSignal) => {
-      await repository.pause(delayMs, signal)
-      return await requireUser(userId, signal, repository)
+      await using held = await repositoryFor()
+      await held.repository.pause(delayMs, signal)
+      return await requireUser(userId, signal, held.repository)
     },
     orders: async (signal: AbortSignal) => {
-      await repository.pause(delayMs, signal)
-      return await repository.recentOrders(userId, RECENT_ORDERS, signal)
+      await using held = await repositoryFor()
+      await held.repository.pause(delayMs, signal)
+      return await held.repository.recentOrders(userId, RECENT_ORDERS, signal)
     },
   })
+  /** A users repository on a connection of its own, given back when disposed. */
+  const reservedRepository = async (): Promise<{ repository: UsersRepository } & AsyncDisposable> => {
+    const connection = await reserveConnection(sql)
+    return { repository: createUsersRepository(connection), [Symbol.asyncDispose]: connection[Symbol.asyncDispose] }
+  }
 
   app.get('/dashboard', {
     schema: {
@@ -94,8 +106,10 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     const { user_id: userId, delay_ms: delayMs } = request.query
     const signal = abortOnDisconnect(reply)
     using held = takeSleepers(1)
+    // One connection for both fetches, the lesson's `async with`: reserved once, used in turn.
     await using connection = await reserveConnection(sql)
-    const fetches = slowFetches(createUsersRepository(connection), userId, delayMs)
+    const shared = { repository: createUsersRepository(connection), [Symbol.asyncDispose]: async () => {} }
+    const fetches = slowFetches(async () => shared, userId, delayMs)
     const user = await timing.measure('user', async () => await fetches.user(signal))
     const orders = await timing.measure('orders', async () => await fetches.orders(signal))
     return { user, orders }
@@ -112,7 +126,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   }, async (request, reply) => await withServerTiming(reply, async (timing) => {
     const { user_id: userId, delay_ms: delayMs } = request.query
     using held = takeSleepers(2)
-    const { values } = await gather(slowFetches(users, userId, delayMs), { signal: abortOnDisconnect(reply), timing })
+    const { values } = await gather(slowFetches(reservedRepository, userId, delayMs), { signal: abortOnDisconnect(reply), timing })
     return values
   }))
 }

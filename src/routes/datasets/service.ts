@@ -261,9 +261,10 @@ export function createDatasetService (options: DatasetServiceOptions) {
     /**
      * The import job. Data problems (malformed rows, a refused or missing URL) are final: the data
      * set is marked failed with the reason and where. Anything else (database or network down) is
-     * thrown, so the queue retries; the last attempt marks it failed too.
+     * thrown, so the queue retries; when no retry is left (or the last attempt died with its
+     * process), the queue's dead letter calls `importGaveUp`.
      */
-    async runImport (id: number, { lastAttempt, signal }: { lastAttempt: boolean, signal: AbortSignal }): Promise<void> {
+    async runImport (id: number, { signal }: { signal: AbortSignal }): Promise<void> {
       const source = await datasets.importSource(id)
       if (source?.status !== 'importing') return // deleted, or a repeated job of a finished import
       try {
@@ -287,12 +288,14 @@ export function createDatasetService (options: DatasetServiceOptions) {
         })
       } catch (error) {
         if (error instanceof DatasetGone || (await datasets.importSource(id)) === undefined) return
-        const final = error instanceof Problem && error.status < 500
-        if (!final && !lastAttempt) throw error
-        const detail = error instanceof Problem ? error.message : 'The import failed repeatedly; see the service log.'
-        await datasets.markFailed(id, detail, error instanceof InvalidDataError ? error.location : {})
-        if (!final) throw error
+        if (!(error instanceof Problem && error.status < 500)) throw error
+        await datasets.markFailed(id, error.message, error instanceof InvalidDataError ? error.location : {})
       }
+    },
+
+    /** The dead letter of an import: every attempt failed or died, so the data set is marked failed. */
+    async importGaveUp (id: number): Promise<void> {
+      await datasets.markFailed(id, 'The import did not finish: every attempt failed or was cut short (the database or the URL kept failing, or its worker stopped); see the service log.', {})
     },
 
     /** The statistics job; nothing to do once the data set is gone (a DELETE cancels it). */
