@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { request } from 'undici'
-import { createApiKey } from '../src/auth/api-keys.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { spawnServer, type RunningServer } from '../src/bench/servers.ts'
 import { median, percentile } from '../src/bench/statistics.ts'
 import { encodeCursor } from '../src/routes/datasets/rows.ts'
@@ -85,7 +85,7 @@ try {
   const url = await ensureDatabase(server.url, 'bench')
   const sql = createSql(url, { max: 4 })
   await migrate(sql)
-  const { key } = await createApiKey(sql, 'bench')
+  const { key } = await createApiKeysRepository(sql).create('bench')
   const file = path.join(dir, 'data.csv')
   const bytes = await generateCsv(file)
   console.log(`CSV: ${rowCount.toLocaleString('en')} rows × 6 columns, ${mb(bytes)}`)

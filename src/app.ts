@@ -11,7 +11,7 @@ import type { ComputePools } from './compute/pools.ts'
 import type { Sql } from './db/pool.ts'
 import type { JobQueue } from './jobs/queue.ts'
 import type { Upstreams } from './upstream/upstreams.ts'
-import type { CatalogStore } from './stores/catalog.ts'
+import type { CatalogStore } from './routes/products/schemas.ts'
 import { answerClientError, asProblem, internalErrorBody, Problem, problemBody, ProblemSchema } from './lib/errors.ts'
 import { createMethodIndex } from './lib/allowed-methods.ts'
 import { createLoopWatchdog } from './lib/loop-watchdog.ts'
@@ -19,28 +19,32 @@ import { OneLinePerRequest } from './lib/request-log.ts'
 import { metrics } from './plugins/metrics.ts'
 import { overload } from './plugins/overload.ts'
 import { rateLimits } from './plugins/rate-limits.ts'
-import { registerOpenApi } from './plugins/openapi.ts'
+import { openApi } from './plugins/openapi.ts'
 import { healthRoutes } from './routes/health/routes.ts'
 import { dashboardRoutes } from './routes/dashboard/routes.ts'
 import { problemRoutes } from './routes/problems/routes.ts'
 import { productRoutes } from './routes/products/routes.ts'
-import { registerRoutes } from './routes/register/routes.ts'
+import { createRegistrationsRepository } from './routes/register/repository.ts'
+import { registrationRoutes } from './routes/register/routes.ts'
 import { datasetRoutes } from './routes/datasets/routes.ts'
-import { createConfiguredDatasetService } from './routes/datasets/service.ts'
+import type { DatasetService } from './routes/datasets/service.ts'
+import { createApiKeysRepository } from './auth/api-keys.ts'
 import { requireApiKey } from './auth/require-key.ts'
-import { sampleRoutes } from './routes/samples/routes.ts'
+import { sampleRoutes } from './routes/sample-upstreams/routes.ts'
 import { upstreamRoutes } from './routes/upstream/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
 import { userRoutes } from './routes/users/routes.ts'
 import { waitRoutes } from './routes/waits/routes.ts'
 
+/** What the routes lean on, opened by the caller (resources.ts): the app opens and closes none of it. */
 export interface AppDeps {
   sql: Sql
   compute: ComputePools
   jobs: JobQueue
   upstreams: Upstreams
-  /** The product catalog (PostgreSQL or MongoDB), opened at start by the caller. */
+  /** The product catalog (PostgreSQL or MongoDB). */
   catalog: CatalogStore
+  datasets: DatasetService
   logger: FastifyBaseLogger
 }
 
@@ -140,15 +144,14 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     maxHeapUsedPercent: config.OVERLOAD_HEAP_USED_PERCENT,
   })
   await app.register(rateLimits, { writesPerMinute: config.RATE_LIMIT_WRITES, computePerMinute: config.RATE_LIMIT_COMPUTE })
-  await registerOpenApi(app)
-  const requireKey = requireApiKey(deps.sql)
-  const datasets = createConfiguredDatasetService(config, { sql: deps.sql, jobs: deps.jobs })
+  await app.register(openApi)
+  const requireKey = requireApiKey(createApiKeysRepository(deps.sql))
   await app.register(metrics, {
     sql: deps.sql,
     compute: deps.compute,
     jobs: deps.jobs,
     upstreams: deps.upstreams,
-    datasets,
+    datasets: deps.datasets,
     // What data sets exist is as private as the data sets themselves.
     requireKey: config.REQUIRE_KEY_FOR_READS ? requireKey : undefined,
   })
@@ -158,8 +161,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await app.register(userRoutes, { users })
   await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS, poolSize: config.DATABASE_POOL_MAX })
   await app.register(waitRoutes, { compute: deps.compute })
-  await app.register(registerRoutes, { sql: deps.sql, jobs: deps.jobs })
-  await app.register(datasetRoutes, { datasets, requireKey, requireKeyForReads: config.REQUIRE_KEY_FOR_READS, maxBytes: config.DATASET_MAX_BYTES })
+  await app.register(registrationRoutes, { registrations: createRegistrationsRepository(deps.sql, deps.jobs) })
+  await app.register(datasetRoutes, { datasets: deps.datasets, requireKey, requireKeyForReads: config.REQUIRE_KEY_FOR_READS, maxBytes: config.DATASET_MAX_BYTES })
   await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.UPSTREAM_TIMEOUT_MS, dataTimeoutMs: config.DATA_TIMEOUT_MS })
   if (config.UPSTREAM_URLS === undefined && config.SAMPLE_UPSTREAMS) {
     await app.register(sampleRoutes)

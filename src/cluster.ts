@@ -2,7 +2,7 @@
 //
 // The primary owns what must exist once: the database (the embedded PostgreSQL, or the DATABASE_URL
 // server, which it only checks), its migrations, the job queue's tables and queues, and the demo
-// data. Then it forks N workers; each is a complete `serve` (startServer) on that database, whose
+// data (resources.ts, opened without a job worker). Then it forks N workers; each is a complete `serve` (startServer) on that database, whose
 // URL reaches it as DATABASE_URL, with a job worker of its own unless --no-worker (pg-boss hands
 // each job to one of them). The primary serves no HTTP: with node's default round-robin scheduling
 // it accepts connections and passes each to the next worker. All workers share the port, PORT=0
@@ -18,10 +18,11 @@
 import cluster, { type Worker } from 'node:cluster'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
-import { openDatabase, type Database } from './db/database.ts'
-import { JOB_QUEUE_CONNECTIONS, startJobQueue } from './jobs/queue.ts'
+import { openDatabase } from './db/database.ts'
+import { JOB_QUEUE_CONNECTIONS } from './jobs/queue.ts'
 import { stopProcess } from './lib/child-process.ts'
-import { exitOnSignal, migrateLogged, seedDemoData, startServer, type RunningServer, type ShutDown } from './server.ts'
+import { openResources, type Resources } from './resources.ts'
+import { exitOnSignal, startServer, type RunningServer, type ShutDown } from './server.ts'
 
 export interface ClusterOptions {
   workers: number
@@ -65,10 +66,10 @@ async function runPrimary (config: Config, logger: Logger, options: ClusterOptio
 
   starting = (async () => {
     try {
-      const database = await openSharedDatabase(config, logger, options.workers)
-      resources.use(database)
+      const shared = await openSharedResources(config, logger, options.workers)
+      resources.defer(shared.close)
       if (isStopping) return
-      const workers = superviseWorkers(options.workers, { DATABASE_URL: database.url }, config, logger, shutDown)
+      const workers = superviseWorkers(options.workers, { DATABASE_URL: shared.database.url }, config, logger, shutDown)
       resources.defer(async () => { await workers.stop() })
       const { url, pids } = await workers.listening
       logger.info({ url, docs: `${url}/docs`, workers: options.workers, worker_pids: pids }, 'data-api listening')
@@ -82,35 +83,33 @@ async function runPrimary (config: Config, logger: Logger, options: ClusterOptio
 
 /**
  * Opens the database with a small pool of the primary's own, checks that N workers' pools fit into
- * it, migrates it, creates the job queue's tables and queues (so that N workers starting at once do
- * not race to), and loads the demo data on an embedded server, as a single `serve` would.
+ * it, then the rest of the resources on it (resources.ts), without a job worker: the migrations,
+ * the job queue's tables and queues (so that N workers starting at once do not race to), and the
+ * demo data on an embedded server, as a single `serve` would. They stay open while the workers run.
  *
  * Connection budget: each worker holds up to DATABASE_POOL_MAX connections plus the job queue's
- * own pool. The embedded server is started with max_connections raised to fit when the default
- * does not; a DATABASE_URL server is not ours to configure, so too small a one is refused at
- * start rather than answering "too many clients" under load.
+ * own pool, and the primary one plus its job queue's. The embedded server is started with
+ * max_connections raised to fit when the default does not; a DATABASE_URL server is not ours to
+ * configure, so too small a one is refused at start rather than answering "too many clients"
+ * under load.
  */
-async function openSharedDatabase (config: Config, logger: Logger, workers: number): Promise<Database> {
-  const needed = workers * (config.DATABASE_POOL_MAX + JOB_QUEUE_CONNECTIONS) + 1
+async function openSharedResources (config: Config, logger: Logger, workers: number): Promise<Resources> {
+  const needed = workers * (config.DATABASE_POOL_MAX + JOB_QUEUE_CONNECTIONS) + 1 + JOB_QUEUE_CONNECTIONS
   const sized = needed + CONNECTION_HEADROOM
-  await using resources = new AsyncDisposableStack()
-  const database = resources.use(await openDatabase(config, logger, {
+  const database = await openDatabase(config, logger, {
     max: 1,
     serverMaxConnections: sized > POSTGRES_DEFAULT_MAX_CONNECTIONS ? sized : undefined,
-  }))
-  const [{ allowed }] = await database.sql<[{ allowed: number }]>`select current_setting('max_connections')::int as allowed`
-  if (needed > allowed) {
-    throw new Error(`--workers ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.DATABASE_POOL_MAX} + ${JOB_QUEUE_CONNECTIONS} for the job queue) + 1), but the server allows ${allowed} (max_connections). Lower --workers or DATABASE_POOL_MAX, or raise max_connections.`)
-  }
-  await migrateLogged(database, logger)
-  const jobs = await startJobQueue(database.url, config, logger)
+  })
   try {
-    await seedDemoData(database, jobs, config, logger)
-  } finally {
-    await jobs.stop(1_000)
+    const [{ allowed }] = await database.sql<[{ allowed: number }]>`select current_setting('max_connections')::int as allowed`
+    if (needed > allowed) {
+      throw new Error(`--workers ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.DATABASE_POOL_MAX} + ${JOB_QUEUE_CONNECTIONS} for the job queue) + this process's ${1 + JOB_QUEUE_CONNECTIONS}), but the server allows ${allowed} (max_connections). Lower --workers or DATABASE_POOL_MAX, or raise max_connections.`)
+    }
+  } catch (error) {
+    await database.close()
+    throw error
   }
-  resources.move()
-  return database
+  return await openResources(config, logger, { worker: false, database })
 }
 
 interface SupervisedWorkers {

@@ -3,13 +3,13 @@ import fs from 'node:fs'
 import { Command, InvalidArgumentError } from 'commander'
 import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
-import { createApiKey, listApiKeys, revokeApiKey } from './auth/api-keys.ts'
+import { createApiKeysRepository } from './auth/api-keys.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
-import { seedUsersAndOrders } from './db/seed.ts'
+import { seedUsersAndOrders } from './routes/users/seed.ts'
 import { serve, work } from './server.ts'
 import { serveCluster } from './cluster.ts'
-import { openCatalogStore } from './stores/catalog.ts'
+import { openCatalogStore } from './routes/products/catalog.ts'
 
 /**
  * The configuration and the logger of a command. `serve` and `worker` write JSON lines to stdout,
@@ -123,7 +123,7 @@ keys.command('create')
   .description('Create a key and print it; it is shown this once and stored only as a hash')
   .requiredOption('--name <name>', 'who or what the key is for')
   .action(async ({ name }: { name: string }) => {
-    const created = await withDatabase(async (sql) => await createApiKey(sql, name))
+    const created = await withDatabase(async (sql) => await createApiKeysRepository(sql).create(name))
     if (created === undefined) return
     // stdout holds the key alone (logs and this note go to stderr): `… | tail -1` captures it.
     console.error(`API key ${created.id} (${name}) created. It is not stored and will not be shown again:`)
@@ -133,7 +133,7 @@ keys.command('create')
 keys.command('list')
   .description('List keys (id, name, prefix, created, revoked)')
   .action(async () => {
-    const list = await withDatabase(async (sql) => await listApiKeys(sql))
+    const list = await withDatabase(async (sql) => await createApiKeysRepository(sql).list())
     if (list === undefined) return
     console.log('id\tname\tprefix\tcreated\tstatus')
     for (const key of list) {
@@ -145,7 +145,7 @@ keys.command('revoke')
   .description('Revoke a key by its id or its prefix (as shown by `keys list`); it stops working at once')
   .argument('<id-or-prefix>')
   .action(async (idOrPrefix: string) => {
-    const revoked = await withDatabase(async (sql) => await revokeApiKey(sql, idOrPrefix.replace(/…$/, '')))
+    const revoked = await withDatabase(async (sql) => await createApiKeysRepository(sql).revoke(idOrPrefix.replace(/…$/, '')))
     if (revoked === undefined) return
     if (revoked === 0) {
       console.error(`data-api keys revoke: no active key ${idOrPrefix}`)

@@ -5,16 +5,8 @@ import cluster from 'node:cluster'
 import type { Logger } from 'pino'
 import { buildApp, type App } from './app.ts'
 import type { Config } from './config.ts'
-import { openDatabase, type Database } from './db/database.ts'
-import { migrate } from './db/migrate.ts'
-import { seedDemo } from './db/seed.ts'
-import { createComputePools } from './compute/pools.ts'
-import { startJobQueue, type JobQueue } from './jobs/queue.ts'
-import { openCatalogStore } from './stores/catalog.ts'
-import { createConfiguredMailer, startWorker } from './jobs/worker.ts'
-import { seedDemoDataset } from './routes/datasets/sample.ts'
-import { createConfiguredDatasetService } from './routes/datasets/service.ts'
-import { createUpstreams } from './upstream/upstreams.ts'
+import { openResources } from './resources.ts'
+import type { Database } from './db/database.ts'
 
 // How often a shutting-down server looks for keep-alive connections whose request is done.
 const IDLE_CHECK_MS = 50
@@ -27,51 +19,31 @@ export interface RunningServer {
   close: () => Promise<void>
 }
 
-/**
- * Opens each resource in dependency order and registers its closing on a stack, so that shutdown
- * (or a failed start) closes them in reverse: HTTP server, job queue, mailer, catalog store, thread
- * pools, database.
- */
+/** Opens the resources (resources.ts), builds the app on them and listens; closing stops the app first. */
 export async function startServer (config: Config, logger: Logger, { worker = true } = {}): Promise<RunningServer> {
-  await using resources = new AsyncDisposableStack()
-  const database = await openDatabase(config, logger, { requests: { queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS } })
-  resources.defer(async () => { await database.close() })
-  const compute = createComputePools(config)
-  resources.defer(async () => { await compute.close() })
-
-  await migrateLogged(database, logger)
-  const catalog = await openCatalogStore(config, database.sql, logger)
-  resources.defer(async () => { await catalog.close() })
-  logger.info({ store: catalog.kind }, 'catalog store opened')
-
-  const jobs = await startJobs(resources, config, logger, database, { worker })
-  await seedDemoData(database, jobs, config, logger)
-
-  const upstreams = createUpstreams(config)
-  resources.defer(async () => { await upstreams.close() })
-
-  const app = await buildApp(config, { sql: database.sql, compute, jobs, catalog, upstreams, logger })
-  resources.defer(async () => { await closeApp(app, config.SHUTDOWN_GRACE_MS, logger) })
-  const url = await app.listen({ port: config.PORT, host: config.HOST })
-
-  const owned = resources.move() // started: from here on, closing is the caller's call
-  return { app, database, url, close: async () => { await owned.disposeAsync() } }
-}
-
-/** Applies pending migrations (under an advisory lock: processes starting together are safe). */
-export async function migrateLogged (database: Database, logger: Logger): Promise<void> {
-  const applied = await migrate(database.sql)
-  if (applied.length > 0) logger.info({ applied }, 'migrations applied')
-}
-
-/**
- * The demo data, into a database we started ourselves (never into a DATABASE_URL one), once: a
- * seed_log row guards each part. `serve --workers` runs this in the primary, before forking.
- */
-export async function seedDemoData (database: Database, jobs: JobQueue, config: Config, logger: Logger): Promise<void> {
-  if (!database.isEmbedded || !config.SEED_DEMO) return
-  if (await seedDemo(database.sql)) logger.info('demo data loaded (SEED_DEMO=false turns this off)')
-  if (await seedDemoDataset(database.sql, createConfiguredDatasetService(config, { sql: database.sql, jobs }))) logger.info('demo data set loaded: GET /datasets')
+  const resources = await openResources(config, logger, {
+    worker,
+    databaseOptions: { requests: { queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS } },
+  })
+  try {
+    const app = await buildApp(config, resources)
+    const url = await app.listen({ port: config.PORT, host: config.HOST })
+    return {
+      app,
+      database: resources.database,
+      url,
+      close: async () => {
+        try {
+          await closeApp(app, config.SHUTDOWN_GRACE_MS, logger)
+        } finally {
+          await resources.close()
+        }
+      },
+    }
+  } catch (error) {
+    await resources.close()
+    throw error
+  }
 }
 
 async function closeApp (app: App, graceMs: number, logger: Logger): Promise<void> {
@@ -153,23 +125,10 @@ export function exitOnSignal (close: () => Promise<void>, logger: Logger, graceM
 
 /** `data-api worker`: the job worker alone, on DATABASE_URL or the embedded database. */
 export async function work (config: Config, logger: Logger): Promise<void> {
-  await using resources = new AsyncDisposableStack()
   // Each import holds two connections (its transaction, and reads of the stored upload).
-  const database = await openDatabase(config, logger, { max: config.WORKER_CONCURRENCY + 2 * config.DATASET_IMPORT_CONCURRENCY, attach: true })
-  resources.defer(async () => { await database.close() })
-  await migrate(database.sql)
-  await startJobs(resources, config, logger, database, { worker: true })
-  const owned = resources.move()
-  exitOnSignal(async () => { await owned.disposeAsync() }, logger, config.SHUTDOWN_GRACE_MS)
-}
-
-/** The job queue (enqueueing) and optionally a worker on it, their closing registered on `resources`. */
-async function startJobs (resources: AsyncDisposableStack, config: Config, logger: Logger, database: Database, { worker }: { worker: boolean }): Promise<JobQueue> {
-  const mailer = createConfiguredMailer(config, logger)
-  resources.defer(() => { mailer.close() })
-  const jobs = await startJobQueue(database.url, config, logger)
-  // Deferred after the mailer, so it runs before it: running jobs finish before the mailer closes.
-  resources.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
-  if (worker) await startWorker(config, { sql: database.sql, jobs, mailer, logger })
-  return jobs
+  const resources = await openResources(config, logger, {
+    worker: true,
+    databaseOptions: { max: config.WORKER_CONCURRENCY + 2 * config.DATASET_IMPORT_CONCURRENCY, attach: true },
+  })
+  exitOnSignal(resources.close, logger, config.SHUTDOWN_GRACE_MS)
 }

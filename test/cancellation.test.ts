@@ -2,7 +2,7 @@
 // and queued pool tasks are dropped.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { seedUsersAndOrders } from '../src/db/seed.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { delay, getAndDisconnect } from './helpers/http.ts'
 

@@ -3,9 +3,9 @@
 // same in either store, so each store's answers are checked against the generator itself.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import type { CatalogStore, Product } from '../src/stores/catalog.ts'
-import { createPostgresCatalog } from '../src/stores/postgres-catalog.ts'
-import { sampleProduct } from '../src/stores/sample-products.ts'
+import type { CatalogStore, Product } from '../src/routes/products/schemas.ts'
+import { createPostgresCatalog } from '../src/routes/products/postgres-catalog.ts'
+import { sampleProduct } from '../src/routes/products/sample-products.ts'
 import { createTestDatabase } from './helpers/database.ts'
 import { createTestMongoCatalog } from './helpers/mongo.ts'
 import { skipWithoutMongo } from './helpers/requirements.ts'

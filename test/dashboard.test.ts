@@ -2,7 +2,7 @@
 // the sum-versus-maximum claim and Server-Timing.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { seedUsersAndOrders } from '../src/db/seed.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { delay, json, timed } from './helpers/http.ts'
 

@@ -18,12 +18,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
-import { createApiKey } from '../src/auth/api-keys.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { ensureDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createSql } from '../src/db/pool.ts'
-import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
-import { buildTestApp, listen, type TestApp } from './helpers/app.ts'
+import { buildTestApp, listen } from './helpers/app.ts'
 import { createTestDatabase, type Cleanup } from './helpers/database.ts'
 import { delay } from './helpers/http.ts'
 import { startServe, type ServeProcess } from './helpers/process.ts'
@@ -138,11 +137,6 @@ function onStack (resources: AsyncDisposableStack): Cleanup {
   return { after: (close) => { resources.defer(close) } }
 }
 
-async function startInProcessWorker (testApp: TestApp): Promise<void> {
-  const logger = pino({ level: 'silent' })
-  await startWorker(testApp.config, { sql: testApp.sql, jobs: testApp.jobs, mailer: createConfiguredMailer(testApp.config, logger), logger })
-}
-
 async function stopServe (serve: ServeProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   if (serve.child.exitCode !== null || serve.child.signalCode !== null) return serve.child.exitCode
   serve.child.kill(signal)
@@ -177,8 +171,8 @@ async function inProcess (resources: AsyncDisposableStack, env: Record<string, s
   const testApp = await buildTestApp(onStack(resources), { ...NO_LOOP_SHEDDING, ...env })
   const base = await listen(testApp.app)
   const monitor = monitorOf(testApp.databaseUrl, resources)
-  const { key } = await createApiKey(testApp.sql, 'faults')
-  if (worker) await startInProcessWorker(testApp)
+  const { key } = await createApiKeysRepository(testApp.sql).create('faults')
+  if (worker) await testApp.startWorker()
   return { ...testApp, base, monitor, key }
 }
 
@@ -337,7 +331,7 @@ describe('a DELETE storm during an import', () => {
     const id = upload.body.dataset.id as number
     // The worker starts once the import is sure to stop at its first progress report.
     const releaseProgress = await monitor.holdProgress(id)
-    await startInProcessWorker(testApp)
+    await testApp.startWorker()
     await until('the import to reach its first progress report', async () => await monitor.progressWaiting() === 1)
     await releaseProgress()
     const importing = await until('rows so far', async () => {
@@ -438,7 +432,7 @@ async function serviceDatabase (resources: AsyncDisposableStack, prefix: string)
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix))
   resources.defer(async () => { await fs.rm(dir, { recursive: true, force: true }) })
   const database = await createTestDatabase(onStack(resources), { max: 2, applicationName: MONITOR })
-  const { key } = await createApiKey(database.sql, 'faults')
+  const { key } = await createApiKeysRepository(database.sql).create('faults')
   return { dir, url: database.url, key, monitor: monitorOf(database.url, resources) }
 }
 
@@ -624,7 +618,7 @@ describe('the service process', { concurrency: true }, () => {
     })
     closeServeAtEnd(resources, serve)
     const monitor = monitorOf(databaseUrl, resources)
-    const { key } = await createApiKey(monitor.sql, 'faults')
+    const { key } = await createApiKeysRepository(monitor.sql).create('faults')
 
     const ROWS = 300_000
     const upload = await uploadCsv(serve.url, key, csvOf(ROWS))

@@ -22,10 +22,8 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
-import { pino } from 'pino'
-import { createApiKey } from '../src/auth/api-keys.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import type { Sql } from '../src/db/pool.ts'
-import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
 import { decodeText } from '../src/routes/datasets/import/decode.ts'
 import { rowSource } from '../src/routes/datasets/import/sources.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
@@ -55,10 +53,9 @@ async function startTarget (name: string, syncMaxBytes: number): Promise<Target>
     RATE_LIMIT_WRITES: '0',
     OVERLOAD_EVENT_LOOP_DELAY_MS: '0',
   })
-  const logger = pino({ level: 'silent' })
-  await startWorker(built.config, { sql: built.sql, jobs: built.jobs, mailer: createConfiguredMailer(built.config, logger), logger })
+  await built.startWorker()
   const base = await listen(built.app)
-  const { key } = await createApiKey(built.sql, 'hostile corpus')
+  const { key } = await createApiKeysRepository(built.sql).create('hostile corpus')
   const url = new URL(base)
   return { name, base, host: url.hostname, port: Number(url.port), sql: built.sql, auth: { authorization: `Bearer ${key}` } }
 }

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import fc from 'fast-check'
-import { createApiKey } from '../src/auth/api-keys.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { json } from './helpers/http.ts'
 
@@ -628,7 +628,7 @@ const env = { LOG_LEVEL: 'silent', OVERLOAD_EVENT_LOOP_DELAY_MS: '0' } // a busy
 const main = await buildTestApp({ after }, env)
 const budgeted = await buildTestApp({ after }, { ...env, DATASET_PAGE_MAX_BYTES: String(PAGE_MAX_BYTES) })
 const bases = { main: await listen(main.app), budgeted: await listen(budgeted.app) }
-const keys = { main: (await createApiKey(main.sql, 'differential')).key, budgeted: (await createApiKey(budgeted.sql, 'differential')).key }
+const keys = { main: (await createApiKeysRepository(main.sql).create('differential')).key, budgeted: (await createApiKeysRepository(budgeted.sql).create('differential')).key }
 
 interface Uploaded { table: Table, id: number, base: string, budget?: number }
 

@@ -3,19 +3,15 @@
 // input, paging in every sort order, typed filters, export round trips, API keys, URL imports.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { pino } from 'pino'
-import { createApiKey, revokeApiKey } from '../src/auth/api-keys.ts'
-import { seedDemoDataset } from '../src/routes/datasets/sample.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { createConfiguredDatasetService } from '../src/routes/datasets/service.ts'
-import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
+import { seedDemo } from '../src/resources.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { json } from './helpers/http.ts'
 
-const { app, sql, config, jobs } = await buildTestApp({ after }, { JOB_SUPERVISE_INTERVAL_SECONDS: '1', DATASET_SYNC_MAX_BYTES: '20000', SSRF_ALLOWLIST: '127.0.0.1' })
-const logger = pino({ level: 'silent' })
-await startWorker(config, { sql, jobs, mailer: createConfiguredMailer(config, logger), logger })
+const { app, sql } = await buildTestApp({ after }, { JOB_SUPERVISE_INTERVAL_SECONDS: '1', DATASET_SYNC_MAX_BYTES: '20000', SSRF_ALLOWLIST: '127.0.0.1' }, { worker: true })
 const base = await listen(app)
-const { key } = await createApiKey(sql, 'tests')
+const { key } = await createApiKeysRepository(sql).create('tests')
 const auth = { authorization: `Bearer ${key}` }
 
 async function upload (body: string, contentType: string, query = ''): Promise<Response> {
@@ -299,9 +295,9 @@ describe('API keys', () => {
       assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="data-api"')
       assert.equal((await json(response)).type, '/problems/unauthorized')
     }
-    const doomed = await createApiKey(sql, 'doomed')
+    const doomed = await createApiKeysRepository(sql).create('doomed')
     assert.equal((await post({ authorization: `Bearer ${doomed.key}` })).status, 201)
-    assert.equal(await revokeApiKey(sql, String(doomed.id)), 1)
+    assert.equal(await createApiKeysRepository(sql).revoke(String(doomed.id)), 1)
     assert.equal((await post({ authorization: `Bearer ${doomed.key}` })).status, 401)
   })
 
@@ -317,7 +313,7 @@ describe('API keys', () => {
 
   it('are required for reads too with REQUIRE_KEY_FOR_READS=true', async () => {
     const strict = await buildTestApp({ after }, { REQUIRE_KEY_FOR_READS: 'true' })
-    const reader = await createApiKey(strict.sql, 'reader')
+    const reader = await createApiKeysRepository(strict.sql).create('reader')
     for (const url of ['/datasets', '/datasets/1', '/datasets/1/rows', '/datasets/1/export']) {
       assert.equal((await strict.app.inject(url)).statusCode, 401, url)
     }
@@ -375,8 +371,8 @@ describe('demo data set', () => {
   it('is loaded once, through the import path, and answers like any data set', async () => {
     const demo = await buildTestApp({ after })
     const service = createConfiguredDatasetService(demo.config, { sql: demo.sql, jobs: demo.jobs })
-    assert.equal(await seedDemoDataset(demo.sql, service), true)
-    assert.equal(await seedDemoDataset(demo.sql, service), false)
+    assert.equal(await seedDemo(demo.sql, service), true)
+    assert.equal(await seedDemo(demo.sql, service), false)
     const response = await demo.app.inject('/datasets/1')
     assert.equal(response.statusCode, 200)
     const answer = response.json()
@@ -549,7 +545,7 @@ describe('/metrics with REQUIRE_KEY_FOR_READS', () => {
   it('needs a key like the data sets it counts', async () => {
     const guarded = await buildTestApp({ after }, { REQUIRE_KEY_FOR_READS: 'true' })
     assert.equal((await guarded.app.inject('/metrics')).statusCode, 401)
-    const { key: guardedKey } = await createApiKey(guarded.sql, 'scraper')
+    const { key: guardedKey } = await createApiKeysRepository(guarded.sql).create('scraper')
     const response = await guarded.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${guardedKey}` } })
     assert.equal(response.statusCode, 200)
     assert.match(response.body, /data_api_datasets/)

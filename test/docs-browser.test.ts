@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { seedUsersAndOrders } from '../src/db/seed.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { skipUnless } from './helpers/requirements.ts'
 

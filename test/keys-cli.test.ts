@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { after, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import { verifyApiKey } from '../src/auth/api-keys.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { createTestDatabase } from './helpers/database.ts'
 
 const { url, sql } = await createTestDatabase({ after })
@@ -26,7 +26,7 @@ describe('data-api keys', () => {
     const key = created.stdout.trimEnd()
     assert.match(key, /^dak_[A-Za-z0-9_-]{43}$/, 'stdout holds the key alone')
     assert.match(created.stderr, /created\. It is not stored/)
-    const id = await verifyApiKey(sql, key)
+    const id = await createApiKeysRepository(sql).verify(key)
     assert.ok(id !== undefined, 'the printed key works')
     const [stored] = await sql`select hash, prefix from api_keys where id = ${id}`
     assert.notEqual(Buffer.from(stored!.hash as Buffer).toString('utf8'), key, 'only a hash is stored')
@@ -37,7 +37,7 @@ describe('data-api keys', () => {
     assert.doesNotMatch(listed.stdout, new RegExp(key), 'list never shows a key')
 
     assert.equal((await keys({}, 'revoke', String(id))).code, 0)
-    assert.equal(await verifyApiKey(sql, key), undefined)
+    assert.equal(await createApiKeysRepository(sql).verify(key), undefined)
     assert.match((await keys({}, 'list')).stdout, /\trevoked /)
     const again = await keys({}, 'revoke', String(id))
     assert.equal(again.code, 1)

@@ -2,7 +2,7 @@
 // the state of the pools, the job queue and the data sets, read at scrape time.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { seedUsersAndOrders } from '../src/db/seed.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 
 const { app, sql } = await buildTestApp({ after })

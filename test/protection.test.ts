@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { after, describe, it } from 'node:test'
-import { createApiKey } from '../src/auth/api-keys.ts'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { delay, json } from './helpers/http.ts'
 
@@ -17,8 +17,8 @@ const strict = await buildTestApp({ after }, { HEADERS_TIMEOUT_MS: '500', OVERLO
 
 describe('rate limits', async () => {
   const { app, sql } = limited
-  const keyA = await createApiKey(sql, 'rate limit A')
-  const keyB = await createApiKey(sql, 'rate limit B')
+  const keyA = await createApiKeysRepository(sql).create('rate limit A')
+  const keyB = await createApiKeysRepository(sql).create('rate limit B')
 
   it('counts /compute per client address and answers 429 with RateLimit headers past the limit', async () => {
     const compute = async (remoteAddress: string) => await app.inject({ url: '/compute?n=10', remoteAddress })

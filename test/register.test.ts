@@ -3,20 +3,16 @@
 // only delays the email.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { pino } from 'pino'
-import { createConfiguredMailer, startWorker } from '../src/jobs/worker.ts'
-import { WELCOME_SUBJECT } from '../src/jobs/welcome-email.ts'
+import { WELCOME_SUBJECT } from '../src/routes/register/welcome-email.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { delay, json } from './helpers/http.ts'
 import { startFakeSmtp } from './helpers/smtp.ts'
 
 const smtp = await startFakeSmtp()
 after(async () => { await smtp.close() })
-const { app, sql, jobs, config } = await buildTestApp({ after }, {
+const { app, sql } = await buildTestApp({ after }, {
   SMTP_URL: smtp.url, JOB_RETRY_DELAY_SECONDS: '1', JOB_RETRY_DELAY_MAX_SECONDS: '2', WORKER_CONCURRENCY: '2',
-})
-const logger = pino({ level: 'silent' })
-await startWorker(config, { sql, jobs, mailer: createConfiguredMailer(config, logger), logger })
+}, { worker: true })
 const base = await listen(app)
 
 async function register (init: { query?: string, body?: unknown, key?: string }): Promise<Response> {

@@ -3,8 +3,11 @@ import { execFile } from 'node:child_process'
 import { after, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { MongoClient } from 'mongodb'
-import { seedDemo, seedUsersAndOrders } from '../src/db/seed.ts'
-import { sampleProduct } from '../src/stores/sample-products.ts'
+import { createConfiguredDatasetService } from '../src/routes/datasets/service.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
+import { seedDemo } from '../src/resources.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { sampleProduct } from '../src/routes/products/sample-products.ts'
 import { createTestDatabase } from './helpers/database.ts'
 import { createTestMongoDatabase, testMongoUrl, withDatabase } from './helpers/mongo.ts'
 import { skipWithoutMongo } from './helpers/requirements.ts'
@@ -51,24 +54,27 @@ describe('seed', () => {
   })
 
   it('loads the demo set once', async () => {
-    const { sql } = await createTestDatabase({ after })
-    assert.equal(await seedDemo(sql), true)
-    assert.equal(await seedDemo(sql), false)
-    const [{ users, orders, products }] = await sql<[{ users: number, orders: number, products: number }]>`
+    const { sql, jobs, config } = await buildTestApp({ after })
+    const datasets = createConfiguredDatasetService(config, { sql, jobs })
+    assert.equal(await seedDemo(sql, datasets), true)
+    assert.equal(await seedDemo(sql, datasets), false)
+    const [{ users, orders, products, rows }] = await sql<[{ users: number, orders: number, products: number, rows: number }]>`
       select (select count(*) from users)::int as users, (select count(*) from orders)::int as orders,
-        (select count(*) from products)::int as products`
+        (select count(*) from products)::int as products, (select sum(rows) from datasets)::int as rows`
     assert.equal(users, 300)
     assert.equal(orders, 2400)
     assert.equal(products, 200)
+    assert.equal(rows, 2000, 'the weather data set')
   })
 
   it('adds the demo products to a database seeded before products existed', async () => {
-    const { sql } = await createTestDatabase({ after })
+    const { sql, jobs, config } = await buildTestApp({ after })
+    const datasets = createConfiguredDatasetService(config, { sql, jobs })
     await sql`insert into seed_log (name) values ('demo-users')`
-    assert.equal(await seedDemo(sql), true)
+    assert.equal(await seedDemo(sql, datasets), true)
     const [{ products }] = await sql<[{ products: number }]>`select count(*)::int as products from products`
     assert.equal(products, 200)
-    assert.equal(await seedDemo(sql), false)
+    assert.equal(await seedDemo(sql, datasets), false)
   })
 })
 

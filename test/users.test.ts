@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { seedUsersAndOrders } from '../src/db/seed.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp } from './helpers/app.ts'
 
 const { app, sql } = await buildTestApp({ after })

@@ -10,33 +10,39 @@ const KEY_FORMAT = /^dak_[A-Za-z0-9_-]{43}$/
 
 export interface ApiKeyInfo { id: number, name: string, prefix: string, created_at: Date, revoked_at: Date | null }
 
+export type ApiKeysRepository = ReturnType<typeof createApiKeysRepository>
+
 function hashKey (key: string): Buffer {
   return createHash('sha256').update(key).digest()
 }
 
-export async function createApiKey (sql: Sql, name: string): Promise<{ id: number, key: string }> {
-  const key = KEY_PREFIX + randomBytes(32).toString('base64url')
-  const [row] = await sql<[{ id: number }]>`
-    insert into api_keys (name, prefix, hash) values (${name}, ${key.slice(0, 12)}, ${hashKey(key)}) returning id`
-  return { id: row.id, key }
-}
+export function createApiKeysRepository (sql: Sql) {
+  return {
+    async create (name: string): Promise<{ id: number, key: string }> {
+      const key = KEY_PREFIX + randomBytes(32).toString('base64url')
+      const [row] = await sql<[{ id: number }]>`
+        insert into api_keys (name, prefix, hash) values (${name}, ${key.slice(0, 12)}, ${hashKey(key)}) returning id`
+      return { id: row.id, key }
+    },
 
-export async function listApiKeys (sql: Sql): Promise<ApiKeyInfo[]> {
-  return await sql<ApiKeyInfo[]>`select id, name, prefix, created_at, revoked_at from api_keys order by id`
-}
+    async list (): Promise<ApiKeyInfo[]> {
+      return await sql<ApiKeyInfo[]>`select id, name, prefix, created_at, revoked_at from api_keys order by id`
+    },
 
-/** Revokes by id or by the key's prefix; returns how many keys were revoked (0 or 1). */
-export async function revokeApiKey (sql: Sql, idOrPrefix: string): Promise<number> {
-  const byId = /^\d+$/.test(idOrPrefix) ? Number(idOrPrefix) : -1
-  const revoked = await sql`
-    update api_keys set revoked_at = now()
-    where (id = ${byId} or prefix = ${idOrPrefix}) and revoked_at is null returning id`
-  return revoked.length
-}
+    /** Revokes by id or by the key's prefix; returns how many keys were revoked (0 or 1). */
+    async revoke (idOrPrefix: string): Promise<number> {
+      const byId = /^\d+$/.test(idOrPrefix) ? Number(idOrPrefix) : -1
+      const revoked = await sql`
+        update api_keys set revoked_at = now()
+        where (id = ${byId} or prefix = ${idOrPrefix}) and revoked_at is null returning id`
+      return revoked.length
+    },
 
-/** The id of the live key, or undefined for a malformed, unknown or revoked one. */
-export async function verifyApiKey (sql: Sql, key: string): Promise<number | undefined> {
-  if (!KEY_FORMAT.test(key)) return undefined
-  const [row] = await sql<[{ id: number }?]>`select id from api_keys where hash = ${hashKey(key)} and revoked_at is null`
-  return row?.id
+    /** The id of the live key, or undefined for a malformed, unknown or revoked one. */
+    async verify (key: string): Promise<number | undefined> {
+      if (!KEY_FORMAT.test(key)) return undefined
+      const [row] = await sql<[{ id: number }?]>`select id from api_keys where hash = ${hashKey(key)} and revoked_at is null`
+      return row?.id
+    },
+  }
 }

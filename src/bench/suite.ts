@@ -10,13 +10,13 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import { loadConfig } from '../config.ts'
-import { seedDemoDataset } from '../routes/datasets/sample.ts'
+import { importDemoDataset } from '../routes/datasets/sample.ts'
 import { createConfiguredDatasetService } from '../routes/datasets/service.ts'
 import { ensureDatabase } from '../db/database.ts'
 import { startEmbeddedPostgres } from '../db/embedded-postgres.ts'
 import { migrate } from '../db/migrate.ts'
 import { createSql } from '../db/pool.ts'
-import { seedUsersAndOrders } from '../db/seed.ts'
+import { seedUsersAndOrders } from '../routes/users/seed.ts'
 import { startJobQueue } from '../jobs/queue.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
@@ -114,7 +114,8 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
     await seedUsersAndOrders(sql, { users, ordersPerUser: 10 })
     const config = loadConfig({ LOG_LEVEL: 'warn' })
     const jobs = await startJobQueue(databaseUrl, config, quiet)
-    await seedDemoDataset(sql, createConfiguredDatasetService(config, { sql, jobs }))
+    const datasets = createConfiguredDatasetService(config, { sql, jobs })
+    await sql.begin(async (tx) => { await importDemoDataset(tx, datasets) })
     await jobs.stop(1000)
     // Fresh rows trigger autovacuum and autoanalyze; done now, they do not run into a measurement.
     await sql`vacuum analyze`

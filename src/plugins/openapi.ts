@@ -9,12 +9,13 @@ import Fastify from 'fastify'
 import helmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import scalar, { type FastifyApiReferenceOptions } from '@scalar/fastify-api-reference'
-import type { App } from '../app.ts'
+import fp from 'fastify-plugin'
 import { PROBLEM_TYPES } from '../lib/errors.ts'
 
 const { version, description } = createRequire(import.meta.url)('../../package.json') as { version: string, description: string }
 
-export async function registerOpenApi (app: App): Promise<void> {
+// fastify-plugin: the document must see the routes of the whole app, registered after it.
+export const openApi = fp(async (app) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -35,7 +36,7 @@ export async function registerOpenApi (app: App): Promise<void> {
     // browser console) on each visit.
     context.get('/favicon.ico', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => await reply.code(204).send())
   })
-}
+}, { name: 'data-api-openapi' })
 
 const DOCS = {
   routePrefix: '/docs',

@@ -8,7 +8,7 @@ import { Pool } from 'undici'
 import { ConfigError, type Config } from '../config.ts'
 import { Problem } from '../lib/errors.ts'
 
-/** Demo upstreams served by this service itself (routes/samples) when UPSTREAM_URLS is unset. */
+/** Demo upstreams served by this service itself (routes/sample-upstreams) when UPSTREAM_URLS is unset. */
 export const SAMPLE_UPSTREAM_PATHS = ['/_sample/inventory', '/_sample/pricing', '/_sample/reviews'] as const
 
 export interface Upstream {

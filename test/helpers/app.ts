@@ -1,41 +1,50 @@
-// Builds the real app (buildApp) on a test database, closed after the test file.
+// Builds the real app (buildApp) on the real resources (openResources) and a test database, and
+// closes them after the test file in the order a server does: the app, then the resources, then
+// the database (dropped).
 import { pino, type Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.ts'
-import { createComputePools, type ComputePools } from '../../src/compute/pools.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
+import type { Database } from '../../src/db/database.ts'
 import type { Sql } from '../../src/db/pool.ts'
-import { startJobQueue, type JobQueue } from '../../src/jobs/queue.ts'
-import { createUpstreams } from '../../src/upstream/upstreams.ts'
-import type { CatalogStore } from '../../src/stores/catalog.ts'
-import { createPostgresCatalog } from '../../src/stores/postgres-catalog.ts'
-import { createTestDatabase, type Cleanup } from './database.ts'
+import { openResources, type Resources } from '../../src/resources.ts'
+import type { CatalogStore } from '../../src/routes/products/schemas.ts'
+import { openTestDatabase, type Cleanup } from './database.ts'
 import { TEST_DEFAULTS } from './defaults.ts'
 
-export interface TestApp { app: App, sql: Sql, databaseUrl: string, config: Config, compute: ComputePools, jobs: JobQueue, catalog: CatalogStore }
+export interface TestApp extends Omit<Resources, 'close'> { app: App, databaseUrl: string, config: Config }
 
-/** `catalog` defaults to the PostgreSQL store on the test database; the caller closes one it passes. */
-export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: { sql?: Sql, databaseUrl?: string, ready?: boolean, logger?: Logger, catalog?: CatalogStore } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  /** A database the caller owns (shared with another app of the file); else a fresh one, dropped after. */
+  sql?: Sql
+  databaseUrl?: string
+  /** Run the job worker in the test process (imports, statistics, welcome emails). */
+  worker?: boolean
+  /** false: the caller adds routes before calling app.ready(). */
+  ready?: boolean
+  logger?: Logger
+  /** A store the caller opened and closes (the MongoDB one); default: PostgreSQL on the test database. */
+  catalog?: CatalogStore
+}
+
+export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  // The test databases come migrated from the template; MONGODB_URL is the test's to give.
   const config = loadConfig({ LOG_LEVEL: 'silent', ...TEST_DEFAULTS, ...env })
-  // The pool a server opens for requests (db/database.ts): the same bounded wait and statement timeout.
-  const database = options.sql === undefined
-    ? await createTestDatabase(t, { max: config.DATABASE_POOL_MAX, queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS })
-    : undefined
-  const sql = options.sql ?? database!.sql
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL })
-  const compute = createComputePools(config)
-  const databaseUrl = database?.url ?? options.databaseUrl!
-  const jobs = await startJobQueue(databaseUrl, config, logger)
-  const upstreams = createUpstreams(config)
-  const catalog = options.catalog ?? createPostgresCatalog(sql)
-  const app = await buildApp(config, { sql, compute, jobs, catalog, upstreams, logger })
+  // The pool a server opens for requests (db/database.ts): the same bounded wait and statement timeout.
+  const database: Database = options.sql === undefined
+    ? await openTestDatabase({ max: config.DATABASE_POOL_MAX, queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS })
+    : { sql: options.sql, url: options.databaseUrl!, isEmbedded: false, close: async () => {}, [Symbol.asyncDispose]: async () => {} }
+  const resources = await openResources(config, logger, { worker: options.worker ?? false, database, catalog: options.catalog, prepare: false })
+  const app = await buildApp(config, resources)
   t.after(async () => {
-    await app.close()
-    await upstreams.close()
-    await jobs.stop(1000)
-    await compute.close()
+    try {
+      await app.close()
+    } finally {
+      await resources.close()
+    }
   })
   if (options.ready !== false) await app.ready()
-  return { app, sql, databaseUrl, config, compute, jobs, catalog }
+  return { ...resources, app, databaseUrl: database.url, config }
 }
 
 /** Listens on a free loopback port; returns the base URL. For tests that need real sockets. */

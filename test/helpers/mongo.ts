@@ -2,7 +2,7 @@
 // provides (FerretDB, or the MONGODB_URL you gave), dropped when the file is done.
 import { randomBytes } from 'node:crypto'
 import { MongoClient } from 'mongodb'
-import { createMongoCatalog, type MongoCatalog } from '../../src/stores/mongo-catalog.ts'
+import { createMongoCatalog, type MongoCatalog } from '../../src/routes/products/mongo-catalog.ts'
 import type { Cleanup } from './database.ts'
 
 export function testMongoUrl (): string {

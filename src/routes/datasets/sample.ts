@@ -1,7 +1,7 @@
 // The demo data set of an embedded database's first start, so that GET /datasets/1 and its rows,
 // statistics and export answer at once: deterministic weather observations, imported through the
 // same path as any upload.
-import type { Sql } from '../../db/pool.ts'
+import type { TransactionSql } from 'postgres'
 import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH } from '../../lib/sample-data.ts'
 import type { DatasetService } from './service.ts'
 
@@ -17,21 +17,14 @@ function observation (index: number): string {
   return `${index + 1},${station},${day},${temperature},${rain},${random() < 0.3}\n`
 }
 
-/** Loads the demo data set once (recorded in seed_log), unless data sets exist already. */
-export async function seedDemoDataset (sql: Sql, datasets: DatasetService): Promise<boolean> {
-  return await sql.begin(async (tx) => {
-    const inserted = await tx`insert into seed_log (name) values ('demo-dataset') on conflict do nothing returning name`
-    if (inserted.length === 0) return false
-    const [existing] = await tx`select 1 from datasets limit 1`
-    if (existing !== undefined) return false
-    const csv = (function * () {
-      yield Buffer.from('id,station,observed_on,temperature_c,rain_mm,windy\n')
-      for (const text of chunks(ROWS, observation)) yield Buffer.from(text)
-    })()
-    const dataset = { name: 'weather', description: 'Demo data: daily weather observations at eight Norwegian stations (generated).' }
-    await datasets.importSample(tx, dataset, toAsync(csv))
-    return true
-  })
+/** The demo data set, imported inside the caller's transaction (the seeder's: db/seed-once.ts). */
+export async function importDemoDataset (tx: TransactionSql, datasets: DatasetService): Promise<void> {
+  const csv = (function * () {
+    yield Buffer.from('id,station,observed_on,temperature_c,rain_mm,windy\n')
+    for (const text of chunks(ROWS, observation)) yield Buffer.from(text)
+  })()
+  const dataset = { name: 'weather', description: 'Demo data: daily weather observations at eight Norwegian stations (generated).' }
+  await datasets.importSample(tx, dataset, toAsync(csv))
 }
 
 async function * toAsync<T> (items: Iterable<T>): AsyncGenerator<T> {

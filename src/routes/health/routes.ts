@@ -7,7 +7,7 @@ import type { Sql } from '../../db/pool.ts'
 import { cancellable, gather } from '../../lib/concurrency.ts'
 import { Problem } from '../../lib/errors.ts'
 import { problemResponses } from '../../lib/schemas.ts'
-import type { CatalogStore } from '../../stores/catalog.ts'
+import type { CatalogStore } from '../products/schemas.ts'
 
 export interface HealthOptions { sql: Sql, catalog: CatalogStore, readyTimeoutMs: number }
 

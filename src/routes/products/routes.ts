@@ -5,8 +5,7 @@ import Type from 'typebox'
 import { Problem } from '../../lib/errors.ts'
 import { abortOnDisconnect } from '../../lib/request-signal.ts'
 import { problemResponses } from '../../lib/schemas.ts'
-import { Product, type CatalogStore } from '../../stores/catalog.ts'
-import { ID_RULES, productIdSchema, productPageQuery } from './schemas.ts'
+import { ID_RULES, Product, productIdSchema, productPageQuery, type CatalogStore } from './schemas.ts'
 
 export const productRoutes: FastifyPluginAsyncTypebox<{ catalog: CatalogStore }> = async (app, { catalog }) => {
   const storeNote = `This server reads products from its ${catalog.kind === 'mongodb' ? 'MongoDB' : 'PostgreSQL'} catalog store.`

@@ -4,15 +4,14 @@
 import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import type { Sql } from '../../db/pool.ts'
-import type { JobQueue } from '../../jobs/queue.ts'
 import { Problem } from '../../lib/errors.ts'
 import { problemResponses } from '../../lib/schemas.ts'
+import type { RegistrationsRepository } from './repository.ts'
+import { Registered } from './schemas.ts'
 
 const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'The address to register' })
-const Registered = Type.Object({ message: Type.Literal('User registered'), user_id: Type.Integer() })
 
-export const registerRoutes: FastifyPluginAsyncTypebox<{ sql: Sql, jobs: JobQueue }> = async (app, { sql, jobs }) => {
+export const registrationRoutes: FastifyPluginAsyncTypebox<{ registrations: RegistrationsRepository }> = async (app, { registrations }) => {
   app.post('/register', {
     schema: {
       tags: ['lesson'],
@@ -39,33 +38,7 @@ export const registerRoutes: FastifyPluginAsyncTypebox<{ sql: Sql, jobs: JobQueu
     const idempotencyKey = request.headers['idempotency-key']
     const requestHash = createHash('sha256').update(JSON.stringify({ email, name })).digest('hex')
 
-    const outcome = await sql.begin(async (tx) => {
-      if (idempotencyKey !== undefined) {
-        // A concurrent request with the same key waits here until the first one commits.
-        const claimed = await tx`
-          insert into idempotency_keys (scope, key, request_hash, status, body)
-          values ('register', ${idempotencyKey}, ${requestHash}, 0, '{}') on conflict do nothing returning key`
-        if (claimed.length === 0) {
-          const [stored] = await tx<[{ request_hash: string, status: number, body: { message: 'User registered', user_id: number } }]>`
-            select request_hash, status, body from idempotency_keys where scope = 'register' and key = ${idempotencyKey}`
-          if (stored.request_hash !== requestHash) {
-            throw new Problem('idempotency-key-reused', 'This Idempotency-Key was already used with a different request.')
-          }
-          return { replayed: true, body: stored.body }
-        }
-      }
-      const [user] = await tx<[{ id: number }]>`insert into users (name, email) values (${name}, ${email}) returning id`
-        .catch((error: { code?: string }) => {
-          if (error.code === '23505') throw new Problem('conflict', `The email address ${email} is already registered.`)
-          throw error
-        })
-      await jobs.enqueue(tx, 'send_welcome_email', { user_id: user.id })
-      const body = { message: 'User registered' as const, user_id: user.id }
-      if (idempotencyKey !== undefined) {
-        await tx`update idempotency_keys set status = 201, body = ${tx.json(body)} where scope = 'register' and key = ${idempotencyKey}`
-      }
-      return { replayed: false, body }
-    })
+    const outcome = await registrations.register({ email, name, idempotency: idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash } })
     if (outcome.replayed) reply.header('idempotent-replayed', 'true')
     return await reply.code(201).header('location', `/users/${outcome.body.user_id}`).send(outcome.body)
   })

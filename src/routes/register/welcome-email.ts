@@ -3,9 +3,9 @@
 // per-user advisory lock for the duration of the send and records each sent email; a second
 // attempt either waits its turn (and retries) or finds the record and stops.
 import type { Logger } from 'pino'
-import type { Sql } from '../db/pool.ts'
-import type { Mailer, Message } from './mailer.ts'
-import type { TaskHandler } from './queue.ts'
+import type { Sql } from '../../db/pool.ts'
+import type { Mailer, Message } from '../../jobs/mailer.ts'
+import type { TaskHandler } from '../../jobs/queue.ts'
 
 export function createWelcomeEmailHandler ({ sql, mailer, log }: { sql: Sql, mailer: Mailer, log: Logger }): TaskHandler<'send_welcome_email'> {
   return async (job) => {

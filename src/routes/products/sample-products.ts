@@ -1,6 +1,6 @@
 // Deterministic sample products: product number n with seed s has the same name, price, category,
 // tags and date in either store, so the two stores can be compared item for item.
-import { DAY_MS, generator, pick, SAMPLE_EPOCH } from '../lib/sample-data.ts'
+import { DAY_MS, generator, pick, SAMPLE_EPOCH } from '../../lib/sample-data.ts'
 
 export interface SampleProduct { name: string, price: number, category: string, tags: string[], created_at: Date }
 

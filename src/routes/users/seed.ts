@@ -4,10 +4,9 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
-import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH as EPOCH } from '../lib/sample-data.ts'
-import { insertSampleProducts } from '../stores/postgres-catalog.ts'
-import { firstFreeId } from './first-free-id.ts'
-import type { Sql } from './pool.ts'
+import { firstFreeId } from '../../db/first-free-id.ts'
+import type { Sql } from '../../db/pool.ts'
+import { chunks, DAY_MS, generator, pick, SAMPLE_EPOCH as EPOCH } from '../../lib/sample-data.ts'
 
 export interface SeedUsersOptions { users: number, ordersPerUser: number, seed?: number }
 export interface SeedResult { users: number, orders: number, firstUserId: number, ms: number }
@@ -20,7 +19,7 @@ export async function seedUsersAndOrders (sql: Sql, options: SeedUsersOptions): 
   return await sql.begin(async (tx) => await insertSampleUsers(tx, options))
 }
 
-async function insertSampleUsers (tx: TransactionSql, { users, ordersPerUser, seed = 42 }: SeedUsersOptions): Promise<SeedResult> {
+export async function insertSampleUsers (tx: TransactionSql, { users, ordersPerUser, seed = 42 }: SeedUsersOptions): Promise<SeedResult> {
   const started = performance.now()
   const firstUserId = await firstFreeId(tx, 'users')
 
@@ -51,27 +50,4 @@ async function insertSampleUsers (tx: TransactionSql, { users, ordersPerUser, se
   // Ids were given explicitly; move the identity past them so inserts (POST /register) go on.
   await tx`select setval(pg_get_serial_sequence('users', 'id'), (select max(id) from users))`
   return { users, orders: users * ordersPerUser, firstUserId, ms: Math.round(performance.now() - started) }
-}
-
-/**
- * The demo data of an embedded database's first start: a few hundred users with orders and a couple
- * of hundred products, so every lesson route answers at once. Each part is recorded in seed_log, so
- * it runs once even with several processes, and a database from before products gets them too.
- */
-export async function seedDemo (sql: Sql): Promise<boolean> {
-  return await sql.begin(async (tx) => {
-    const users = await seedOnce(tx, 'demo-users', 'users', async () => { await insertSampleUsers(tx, { users: 300, ordersPerUser: 8 }) })
-    const products = await seedOnce(tx, 'demo-products', 'products', async () => { await insertSampleProducts(tx, { count: 200 }) })
-    return users || products
-  })
-}
-
-/** Runs `load` unless `name` was seeded before or `table` already holds someone's data. */
-async function seedOnce (tx: TransactionSql, name: string, table: string, load: () => Promise<void>): Promise<boolean> {
-  const inserted = await tx`insert into seed_log (name) values (${name}) on conflict do nothing returning name`
-  if (inserted.length === 0) return false
-  const [{ count }] = await tx<[{ count: number }]>`select count(*)::int as count from ${tx(table)}`
-  if (count > 0) return false // someone's data is already here: leave it alone
-  await load()
-  return true
 }

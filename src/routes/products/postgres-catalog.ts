@@ -3,11 +3,11 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
-import type { Sql } from '../db/pool.ts'
-import { firstFreeId } from '../db/first-free-id.ts'
-import { cancellable } from '../lib/concurrency.ts'
-import { chunks } from '../lib/sample-data.ts'
-import type { CatalogStore, Product, SeedProductsOptions, SeedProductsResult } from './catalog.ts'
+import type { Sql } from '../../db/pool.ts'
+import { firstFreeId } from '../../db/first-free-id.ts'
+import { cancellable } from '../../lib/concurrency.ts'
+import { chunks } from '../../lib/sample-data.ts'
+import type { CatalogStore, Product, SeedProductsOptions, SeedProductsResult } from './schemas.ts'
 import { sampleProduct } from './sample-products.ts'
 
 const ID_PATTERN = /^[1-9][0-9]{0,18}$/

@@ -6,9 +6,9 @@
 // ignored by mongodb 7.9 ("has no effect"); serverSelectionTimeoutMS and connectTimeoutMS only bound
 // finding and dialling a server, not a server that accepts the connection and then stalls.
 import { MongoClient, MongoNetworkError, MongoOperationTimeoutError, MongoServerSelectionError, MongoTopologyClosedError, ObjectId, type Collection, type Filter } from 'mongodb'
-import { withDeadline, type Branch } from '../lib/concurrency.ts'
-import { Problem } from '../lib/errors.ts'
-import type { CatalogStore, Product } from './catalog.ts'
+import { withDeadline, type Branch } from '../../lib/concurrency.ts'
+import { Problem } from '../../lib/errors.ts'
+import type { CatalogStore, Product } from './schemas.ts'
 import { sampleProduct } from './sample-products.ts'
 
 const DEFAULT_DATABASE = 'data_api'
