@@ -29,6 +29,7 @@ import { registrationRoutes } from './routes/register/routes.ts'
 import { datasetRoutes } from './routes/datasets/routes.ts'
 import type { DatasetService } from './routes/datasets/service.ts'
 import { createApiKeysRepository } from './auth/api-keys.ts'
+import { createDatabaseActivityRepository } from './db/activity.ts'
 import { requireApiKey } from './auth/require-key.ts'
 import { sampleRoutes } from './routes/sample-upstreams/routes.ts'
 import { upstreamRoutes } from './routes/upstream/routes.ts'
@@ -147,7 +148,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await app.register(openApi)
   const requireKey = requireApiKey(createApiKeysRepository(deps.sql))
   await app.register(metrics, {
-    sql: deps.sql,
+    database: createDatabaseActivityRepository(deps.sql),
     compute: deps.compute,
     jobs: deps.jobs,
     upstreams: deps.upstreams,

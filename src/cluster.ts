@@ -1,4 +1,4 @@
-// `data-api serve --workers N`: the HTTP API in N processes that share one port (node:cluster).
+// `data-api serve --processes N`: the HTTP API in N processes that share one port (node:cluster).
 //
 // The primary owns what must exist once: the database (the embedded PostgreSQL, or the DATABASE_URL
 // server, which it only checks), its migrations, the job queue's tables and queues, and the demo
@@ -103,7 +103,7 @@ async function openSharedResources (config: Config, logger: Logger, workers: num
   try {
     const [{ allowed }] = await database.sql<[{ allowed: number }]>`select current_setting('max_connections')::int as allowed`
     if (needed > allowed) {
-      throw new Error(`--workers ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.DATABASE_POOL_MAX} + ${JOB_QUEUE_CONNECTIONS} for the job queue) + this process's ${1 + JOB_QUEUE_CONNECTIONS}), but the server allows ${allowed} (max_connections). Lower --workers or DATABASE_POOL_MAX, or raise max_connections.`)
+      throw new Error(`--processes ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.DATABASE_POOL_MAX} + ${JOB_QUEUE_CONNECTIONS} for the job queue) + this process's ${1 + JOB_QUEUE_CONNECTIONS}), but the server allows ${allowed} (max_connections). Lower --processes or DATABASE_POOL_MAX, or raise max_connections.`)
     }
   } catch (error) {
     await database.close()

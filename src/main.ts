@@ -55,12 +55,12 @@ const program = new Command('data-api')
 program.command('serve')
   .description('Run the HTTP API (with an embedded PostgreSQL when DATABASE_URL is unset) and, unless --no-worker, a job worker')
   .option('--no-worker', 'do not run a job worker in this process (run `data-api worker` separately)')
-  .option('--workers <n>', 'run the API in n processes sharing the port (node:cluster), supervised by this one', positiveInteger)
-  .action(async (options: { worker: boolean, workers?: number }) => {
-    const { workers } = options
+  .option('--processes <n>', 'run the API in n processes sharing the port (node:cluster), supervised by this one', positiveInteger)
+  .action(async (options: { worker: boolean, processes?: number }) => {
+    const { processes } = options
     await run('service', async (config, logger) => {
-      if (workers === undefined) await serve(config, logger, options)
-      else await serveCluster(config, logger, { workers, worker: options.worker })
+      if (processes === undefined) await serve(config, logger, options)
+      else await serveCluster(config, logger, { workers: processes, worker: options.worker })
     })
   })
 

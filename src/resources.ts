@@ -3,7 +3,7 @@
 // DATABASE_URL) and its migrations, the thread pools, the catalog store, the mailer, the job queue
 // (with this process's worker when it runs one: the areas hand it their task handlers), the
 // upstream pools, and the demo data of a first embedded start. `serve`, `worker`, the primary of
-// `serve --workers`, the tests and the benchmark all open them here; buildApp takes them as they are.
+// `serve --processes`, the tests and the benchmark all open them here; buildApp takes them as they are.
 import path from 'node:path'
 import type { Logger } from 'pino'
 import { createComputePools, type ComputePools } from './compute/pools.ts'

@@ -1,6 +1,6 @@
 // Runs the service: open the database (embedded or DATABASE_URL), migrate, build the app, listen;
 // and take it down in order on SIGTERM/SIGINT. buildApp knows nothing of processes or signals.
-// `serve --workers N` (src/cluster.ts) runs startServer in each of its worker processes.
+// `serve --processes N` (src/cluster.ts) runs startServer in each of its worker processes.
 import cluster from 'node:cluster'
 import type { Logger } from 'pino'
 import { buildApp, type App } from './app.ts'

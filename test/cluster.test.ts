@@ -1,4 +1,4 @@
-// `data-api serve --workers N` (node:cluster) as a user runs it: requests over fresh connections are
+// `data-api serve --processes N` (node:cluster) as a user runs it: requests over fresh connections are
 // spread over the workers (the log line of each request names the process that answered it), a
 // SIGKILLed worker is replaced while the service keeps answering, SIGTERM stops every worker and
 // the embedded PostgreSQL; no worker outlives a SIGKILLed primary; workers that keep dying make the
@@ -33,7 +33,7 @@ after(async () => {
 interface Cluster extends CliProcess { url: string, workerPids: number[] }
 
 async function startCluster (workers: number, env: Record<string, string>): Promise<Cluster> {
-  const server = await startCli(['serve', '--workers', String(workers)], { SHUTDOWN_GRACE_MS: '5000', ...env }, 'data-api listening')
+  const server = await startCli(['serve', '--processes', String(workers)], { SHUTDOWN_GRACE_MS: '5000', ...env }, 'data-api listening')
   running.add(server)
   assert.equal(server.ready.workers, workers)
   assert.equal(server.ready.pid, server.child.pid, 'the primary says when all workers listen')
@@ -120,7 +120,7 @@ async function waitUntilGone (pids: number[], timeoutMs = 15_000): Promise<void>
   }
 }
 
-describe('data-api serve --workers', () => {
+describe('data-api serve --processes', () => {
   it('spreads requests over the workers, replaces a killed one, and stops everything on SIGTERM', { timeout: 120_000 }, async () => {
     const server = await startCluster(2, { DATA_DIR: dataDir, SEED_DEMO: 'false' })
     const postgresPid = Number((await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0])
@@ -191,9 +191,9 @@ describe('data-api serve --workers', () => {
   })
 
   it('refuses to start when the workers\' pools do not fit into max_connections', { timeout: 60_000 }, async () => {
-    const refused = await startCli(['serve', '--workers', '2'], { DATABASE_URL: testServerUrl(), DATABASE_POOL_MAX: '100' }, 'data-api listening')
+    const refused = await startCli(['serve', '--processes', '2'], { DATABASE_URL: testServerUrl(), DATABASE_POOL_MAX: '100' }, 'data-api listening')
       .then(() => assert.fail('started'), (error: Error) => error.message)
     assert.match(refused, /exited with 1 before it was ready/)
-    assert.match(refused, /--workers 2 needs up to 210 PostgreSQL connections .* but the server allows \d+ \(max_connections\)/)
+    assert.match(refused, /--processes 2 needs up to 210 PostgreSQL connections .* but the server allows \d+ \(max_connections\)/)
   })
 })

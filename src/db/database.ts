@@ -26,7 +26,7 @@ export interface OpenDatabaseOptions {
    * refusing (for one-off commands and workers beside a running `serve`).
    */
   attach?: boolean
-  /** max_connections of the embedded server, when this call starts one (`serve --workers`). */
+  /** max_connections of the embedded server, when this call starts one (`serve --processes`). */
   serverMaxConnections?: number
   /** For a pool that serves requests: its bounded wait for a connection and statement timeout. */
   requests?: { queueTimeoutMs: number, statementTimeoutMs: number }

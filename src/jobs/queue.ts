@@ -51,7 +51,7 @@ export interface JobQueue {
   stop: (timeoutMs: number) => Promise<void>
 }
 
-/** Connections of pg-boss's own pool, in every process that runs a queue (`serve --workers` budgets them). */
+/** Connections of pg-boss's own pool, in every process that runs a queue (`serve --processes` budgets them). */
 export const JOB_QUEUE_CONNECTIONS = 3
 
 export type JobQueueConfig = Pick<Config, 'JOB_EXPIRE_SECONDS' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_SECONDS' | 'JOB_RETRY_DELAY_MAX_SECONDS' | 'JOB_SUPERVISE_INTERVAL_SECONDS' | 'DATASET_IMPORT_TIMEOUT_SECONDS'>

@@ -6,15 +6,15 @@ import type { preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ComputePools } from '../compute/pools.ts'
-import type { Sql } from '../db/pool.ts'
+import type { DatabaseActivityRepository } from '../db/activity.ts'
 import type { JobQueue } from '../jobs/queue.ts'
-import { cancellable, withDeadline } from '../lib/concurrency.ts'
+import { withDeadline } from '../lib/concurrency.ts'
 import { problemResponses } from '../lib/schemas.ts'
 import type { DatasetService } from '../routes/datasets/service.ts'
 import type { Upstreams } from '../upstream/upstreams.ts'
 
 export interface MetricsOptions {
-  sql: Sql
+  database: DatabaseActivityRepository
   compute: ComputePools
   jobs: JobQueue
   upstreams: Upstreams
@@ -27,7 +27,7 @@ export interface MetricsOptions {
 const SCRAPE_QUERY_TIMEOUT_MS = 1_000
 
 // fastify-plugin: the onResponse hook must see every route of the app, not only this plugin's.
-export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upstreams, datasets, requireKey }) => {
+export const metrics = fp<MetricsOptions>(async (app, { database, compute, jobs, upstreams, datasets, requireKey }) => {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
 
@@ -84,9 +84,7 @@ export const metrics = fp<MetricsOptions>(async (app, { sql, compute, jobs, upst
     labelNames: ['state'],
     registers: [registry],
     async collect () {
-      const rows = await withDeadline(SCRAPE_QUERY_TIMEOUT_MS, undefined, async (signal) => await cancellable(sql<Array<{ state: string, count: number }>>`
-        select coalesce(state, 'unknown') as state, count(*)::int as count from pg_stat_activity
-        where application_name = 'data-api' group by 1`, signal))
+      const rows = await withDeadline(SCRAPE_QUERY_TIMEOUT_MS, undefined, async (signal) => await database.connectionsByState(signal))
       this.reset()
       for (const { state, count } of rows) this.set({ state }, count)
     },

@@ -3,7 +3,7 @@
 // draft's RateLimit-Limit / -Remaining / -Reset headers; past the limit a 429 `rate-limited` problem
 // with Retry-After. The check runs as the route's last preHandler, after the API-key check, so a
 // key's requests are counted against the key however many addresses they come from.
-// Counts live in this process: with `serve --workers N`, a client may get up to N times the limit.
+// Counts live in this process: with `serve --processes N`, a client may get up to N times the limit.
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import { apiKeyOf } from '../auth/require-key.ts'

@@ -4,7 +4,6 @@
 import type { TransactionSql } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
-import type { ImportedColumn } from './import/importer.ts'
 import type { Format } from './import/formats.ts'
 import type { DataLocation } from './import/invalid-data.ts'
 import type { Dataset, DatasetColumn, DatasetSource, DatasetStats } from './schemas.ts'
@@ -74,7 +73,7 @@ export function createDatasetsRepository (sql: Sql) {
     lockImporting,
 
     /** The import's result, in the transaction that holds lockImporting: columns, row count, status ready, the upload's pieces gone. */
-    async finishImport (tx: TransactionSql, id: number, uploadId: string | null, result: { rows: number, columns: ImportedColumn[], format: Format, bytes?: number }): Promise<Dataset> {
+    async finishImport (tx: TransactionSql, id: number, uploadId: string | null, result: { rows: number, columns: DatasetColumn[], format: Format, bytes?: number }): Promise<Dataset> {
       if (result.columns.length > 0) {
         await tx`insert into dataset_columns ${tx(result.columns.map((column) => ({ dataset_id: id, ...column })))}`
       }

@@ -11,13 +11,12 @@ import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
 import { fieldLiteral, isMissing, typeOf, widen, type ColumnType, type Value } from '../column-types.ts'
+import type { DatasetColumn } from '../schemas.ts'
 import type { RowsTable } from '../table.ts'
 import { InvalidDataError, type DataLocation } from './invalid-data.ts'
-import type { Row, RowSource } from './sources.ts'
+import type { ParsedRow, RowSource } from './sources.ts'
 
-export interface ImportedColumn { position: number, name: string, type: ColumnType, nullable: boolean }
-
-export interface ImportResult { rows: number, columns: ImportedColumn[] }
+export interface ImportResult { rows: number, columns: DatasetColumn[] }
 
 export interface ImportOptions {
   /** Called every PROGRESS_ROWS rows with the count so far (for "rows so far" while importing). */
@@ -108,7 +107,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
 
   // Read the sample with next(): breaking out of a for-await would close the generator.
   const batches = source.batches()
-  const sample: Row[] = []
+  const sample: ParsedRow[] = []
   while (sample.length < SAMPLE_ROWS) {
     const next = await batches.next()
     if (next.done === true) break
@@ -157,7 +156,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
    * Appends the rows to the COPY chunk, synchronously while every value fits; returns the index
    * of the first row that needs its table changed (a new or wider column), or -1 when all fit.
    */
-  const appendRows = (batch: Row[], from: number): number => {
+  const appendRows = (batch: ParsedRow[], from: number): number => {
     const width = source.columns.length
     for (let at = from; at < batch.length; at++) {
       const { values, line } = batch[at]!
@@ -204,7 +203,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
     }
   }
 
-  const writeBatch = async (batch: Row[]): Promise<void> => {
+  const writeBatch = async (batch: ParsedRow[]): Promise<void> => {
     const before = rows
     for (let from = 0; from < batch.length;) {
       const stopped = appendRows(batch, from)

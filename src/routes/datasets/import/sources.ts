@@ -12,7 +12,8 @@ import { decodeText } from './decode.ts'
 import type { Format } from './formats.ts'
 import { InvalidDataError, type DataLocation } from './invalid-data.ts'
 
-export interface Row { line: number, values: Value[] }
+/** A row as a source read it: its values, and the line (or JSON item) it came from. */
+export interface ParsedRow { line: number, values: Value[] }
 
 export interface RowSource {
   /** Column names so far; JSON sources append a name when a later object brings a new key. */
@@ -20,7 +21,7 @@ export interface RowSource {
   readonly valueKind: ValueKind
   /** Whether rows are numbered by line (CSV, NDJSON) or by item (JSON array), for error messages. */
   readonly unit: 'line' | 'item'
-  batches: () => AsyncGenerator<Row[]>
+  batches: () => AsyncGenerator<ParsedRow[]>
 }
 
 const BATCH_ROWS = 1_000 // JSON sources; CSV batches are what one chunk of input holds
@@ -75,14 +76,14 @@ function csvSource (input: AsyncIterable<string>): RowSource {
       let lineEnd = '\n' // the character that ends a line, for line numbers
       let pending = ''
       let line = 1
-      const rowsOf = (text: string, last: boolean): Row[] => {
+      const rowsOf = (text: string, last: boolean): ParsedRow[] => {
         if (parser === undefined) {
           const newline = lineBreak.end()
           parser = new Papa.Parser({ delimiter: ',', newline })
           lineEnd = newline === '\r' ? '\r' : '\n'
         }
         const results = parser.parse(text, 0, !last) as Papa.ParseResult<string[]>
-        const rows: Row[] = []
+        const rows: ParsedRow[] = []
         results.data.forEach((fields: string[], index: number) => {
           const startLine = line
           for (const field of fields) for (let at = field.indexOf(lineEnd); at !== -1; at = field.indexOf(lineEnd, at + 1)) line++
@@ -165,7 +166,7 @@ function csvErrorMessage (error: Papa.ParseError): string {
 function jsonSource (format: 'json' | 'ndjson', input: AsyncIterable<string>): RowSource {
   const names = new ColumnNames()
   const unit = format === 'json' ? 'item' : 'line'
-  const toRow = (object: unknown, position: number): Row => {
+  const toRow = (object: unknown, position: number): ParsedRow => {
     const where = { [unit]: position }
     if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new InvalidDataError('expected a JSON object', where)
     const values: Value[] = []
@@ -177,7 +178,7 @@ function jsonSource (format: 'json' | 'ndjson', input: AsyncIterable<string>): R
     valueKind: 'json',
     unit,
     async * batches () {
-      let batch: Row[] = []
+      let batch: ParsedRow[] = []
       for await (const [value, position] of format === 'json' ? jsonArrayItems(input) : ndjsonLines(input)) {
         batch.push(toRow(value, position))
         if (batch.length >= BATCH_ROWS) {
