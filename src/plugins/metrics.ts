@@ -10,7 +10,6 @@ import type { DatabaseActivityRepository } from '../db/activity.ts'
 import type { JobQueue } from '../jobs/queue.ts'
 import { withDeadline } from '../lib/concurrency.ts'
 import { problemResponses } from '../lib/schemas.ts'
-import type { DatasetService } from '../routes/datasets/service.ts'
 import type { Upstreams } from '../upstream/upstreams.ts'
 
 export interface MetricsOptions {
@@ -18,7 +17,8 @@ export interface MetricsOptions {
   compute: ComputePools
   jobs: JobQueue
   upstreams: Upstreams
-  datasets: Pick<DatasetService, 'countsByStatus'>
+  /** Data sets by status, with their rows (the data-set area answers it). */
+  datasets: { countsByStatus: (signal: AbortSignal) => Promise<Array<{ status: string, count: number, rows: number }>> }
   /** When reads need an API key, so does /metrics (Prometheus sends one as `authorization: credentials`). */
   requireKey?: preHandlerAsyncHookHandler
 }
