@@ -16,7 +16,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
-import { findFreePort } from '../src/db/embedded-postgres.ts'
+import { findFreePort } from '../src/lib/free-port.ts'
 import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
 
 const execFileAsync = promisify(execFile)
