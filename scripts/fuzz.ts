@@ -12,7 +12,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { PROJECT_ROOT, spawnServer } from '../src/bench/servers.ts'
+import { PROJECT_ROOT, spawnServer } from '../bench/servers.ts'
 import { ensureVenv } from '../src/lib/python-venv.ts'
 
 const FUZZ_DIR = path.join(PROJECT_ROOT, 'scripts', 'fuzz')

@@ -3,8 +3,8 @@
 // output for the same results.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { renderCharts, renderMarkdown, SERVER_COLORS, updateBenchmarksFile } from '../src/bench/report.ts'
-import type { BenchResults, LoadSummary } from '../src/bench/results.ts'
+import { renderCharts, renderMarkdown, SERVER_COLORS, updateBenchmarksFile } from '../bench/report.ts'
+import type { BenchResults, LoadSummary } from '../bench/results.ts'
 
 function summary (rps: number, p50: number, p90: number, p99: number, spread = 0.05): LoadSummary {
   const run = (factor: number) => ({ rps: rps * factor, p50, p90, p99, errors: 0, non2xx: 0 })

@@ -2,8 +2,8 @@
 // BENCHMARKS.md section update, and a chart that is well-formed SVG. Pure functions: no server.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { RouteWindow } from '../src/bench/soak-load.ts'
-import { computeVerdict, renderSoakChart, renderSoakMarkdown, slope, updateSoakSection, type SoakResults, type SoakWindow } from '../src/bench/soak-report.ts'
+import type { RouteWindow } from '../bench/soak-load.ts'
+import { computeVerdict, renderSoakChart, renderSoakMarkdown, slope, updateSoakSection, type SoakResults, type SoakWindow } from '../bench/soak-report.ts'
 
 const route = (p99: number, requests = 100): RouteWindow => ({ requests, p50: p99 / 4, p99, max: p99 * 1.2, throttled: 0, non2xx: 0, failures: 0 })
 

@@ -1,23 +1,24 @@
-// `data-api bench`: builds the world it measures (an embedded PostgreSQL with seeded users, orders
-// and a data set), starts data-api and its peers (raw node:http, bare Fastify + postgres.js, the
-// lesson's FastAPI app) one at a time on the same database and core, loads them with autocannon
-// from another process and core, checks the lesson's claims, and writes the results as JSON, a
-// Markdown block in BENCHMARKS.md and SVG charts.
+// The benchmark suite (`npm run bench`): builds the world it measures (an embedded PostgreSQL with
+// seeded users, orders and a data set), starts data-api and its peers (raw node:http, bare Fastify +
+// postgres.js, the lesson's FastAPI app) one at a time on the same database and core, loads them
+// with autocannon from another process and core, checks the lesson's claims, and writes the results
+// as JSON, a Markdown block in BENCHMARKS.md and SVG charts.
+//   node bench/suite.ts [--quick] [--only TEXT] [--no-fastapi]
 import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { pino } from 'pino'
-import { loadConfig } from '../config.ts'
-import { seedDemoDataset } from '../routes/datasets/sample.ts'
-import { createConfiguredDatasetService } from '../routes/datasets/service.ts'
-import { ensureDatabase } from '../db/database.ts'
-import { startEmbeddedPostgres } from '../db/embedded-postgres.ts'
-import { migrate } from '../db/migrate.ts'
-import { createSql } from '../db/pool.ts'
-import { seedUsersAndOrders } from '../db/seed.ts'
-import { startJobQueue } from '../jobs/queue.ts'
+import { loadConfig } from '../src/config.ts'
+import { seedDemoDataset } from '../src/routes/datasets/sample.ts'
+import { createConfiguredDatasetService } from '../src/routes/datasets/service.ts'
+import { ensureDatabase } from '../src/db/database.ts'
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { createSql } from '../src/db/pool.ts'
+import { seedUsersAndOrders } from '../src/db/seed.ts'
+import { startJobQueue } from '../src/jobs/queue.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
 import { describeMachine, type BenchResults, type LessonClaim, type LoadRun, type LoadSummary, type ServerName, type TargetCheck, type ThroughputScenario } from './results.ts'
@@ -328,5 +329,39 @@ async function writeResults (results: BenchResults, outDir: string, benchmarksFi
     const existing = await fs.readFile(benchmarksFile, 'utf8').catch(() => '')
     await fs.writeFile(benchmarksFile, updateBenchmarksFile(existing, renderMarkdown(results)))
     log(`updated ${benchmarksFile}`)
+  }
+}
+
+const USAGE = `Usage: npm run bench -- [--quick] [--only TEXT] [--no-fastapi]
+
+Measures data-api against raw node:http, bare Fastify + postgres.js and the lesson's FastAPI app,
+checks the lesson's claims; writes bench/results/*.json, bench/charts/*.svg and BENCHMARKS.md.
+
+  --quick        short runs (under 5 minutes on 2 cores)
+  --only TEXT    only the scenarios and claims whose name contains TEXT
+  --no-fastapi   leave out the FastAPI peer (no Python virtual environment needed)
+  -h, --help     this text`
+
+if (import.meta.main) {
+  let values
+  try {
+    ({ values } = parseArgs({
+      allowNegative: true,
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        fastapi: { type: 'boolean', default: true },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }))
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
+  if (values.help) {
+    console.log(USAGE)
+  } else {
+    const servers = values.fastapi ? undefined : (['data-api', 'raw node:http', 'bare Fastify + postgres.js'] as const)
+    await runBench({ quick: values.quick, only: values.only, servers })
   }
 }

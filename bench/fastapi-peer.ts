@@ -10,9 +10,9 @@ import type { ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { findFreePort } from '../lib/free-port.ts'
-import { spawnOwned, stopProcess } from '../lib/child-process.ts'
-import { ensureVenv } from '../lib/python-venv.ts'
+import { findFreePort } from '../src/lib/free-port.ts'
+import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
+import { ensureVenv } from '../src/lib/python-venv.ts'
 import { hasTaskset, pinned, PROJECT_ROOT } from './servers.ts'
 
 /** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */

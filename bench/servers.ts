@@ -4,12 +4,12 @@ import { execFile } from 'node:child_process'
 import { openSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { findFreePort } from '../lib/free-port.ts'
-import { spawnOwned, stopProcess } from '../lib/child-process.ts'
+import { findFreePort } from '../src/lib/free-port.ts'
+import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
 import type { LoadOptions } from './load.ts'
 import type { LoadRun } from './results.ts'
 
-export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..')
+export const PROJECT_ROOT = path.resolve(import.meta.dirname, '..')
 
 export interface RunningServer { url: string, pid: number, stop: () => Promise<void> }
 
@@ -68,7 +68,7 @@ export async function spawnServer (options: { command: string, args: string[], e
 
 /** One autocannon run in a child process on `cpu`. */
 export async function runLoad (options: LoadOptions, cpu: number | undefined): Promise<LoadRun> {
-  const [command, args] = await pinned(cpu, process.execPath, [path.join(PROJECT_ROOT, 'src/bench/load.ts'), JSON.stringify(options)])
+  const [command, args] = await pinned(cpu, process.execPath, [path.join(PROJECT_ROOT, 'bench/load.ts'), JSON.stringify(options)])
   const { stdout } = await promisify(execFile)(command, args, { maxBuffer: 1024 * 1024 })
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadRun
 }

@@ -1,7 +1,7 @@
 // The load generator, run as a process of its own (pinned to its own core when possible) so that
 // it never competes with the server inside one event loop: autocannon against one URL, the result
 // printed as one JSON line.
-//   node src/bench/load.ts '{"url":"http://127.0.0.1:8000/healthz","connections":50,"durationSeconds":10}'
+//   node bench/load.ts '{"url":"http://127.0.0.1:8000/healthz","connections":50,"durationSeconds":10}'
 import autocannon from 'autocannon'
 import type { LoadRun } from './results.ts'
 
