@@ -12,8 +12,8 @@ import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { findFreePort } from '../src/lib/free-port.ts'
 import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
-import { ensureVenv } from '../src/lib/python-venv.ts'
-import { hasTaskset, pinned, PROJECT_ROOT } from './servers.ts'
+import { ensureVenv } from '../tools/python-venv.ts'
+import { hasTaskset, pinned, PROJECT_ROOT } from '../tools/processes.ts'
 
 /** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */
 export const FASTAPI_PEER_DIR = path.join(PROJECT_ROOT, 'bench', 'peers', 'fastapi')

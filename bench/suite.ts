@@ -19,10 +19,11 @@ import { migrate } from '../src/db/migrate.ts'
 import { createSql } from '../src/db/pool.ts'
 import { seedUsersAndOrders } from '../src/db/seed.ts'
 import { startJobQueue } from '../src/jobs/queue.ts'
+import { hasTaskset, PROJECT_ROOT, spawnServer, type RunningServer } from '../tools/processes.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
+import { runLoad } from './load.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
 import { describeMachine, type BenchResults, type LessonClaim, type LoadRun, type LoadSummary, type ServerName, type TargetCheck, type ThroughputScenario } from './results.ts'
-import { describePinning, PROJECT_ROOT, runLoad, spawnServer, type RunningServer } from './servers.ts'
 import { median, percentile } from './statistics.ts'
 
 export interface BenchOptions {
@@ -56,6 +57,12 @@ const SCENARIOS: ScenarioSpec[] = [
   { name: 'GET /datasets/{id}', group: 'data api', connections: 50, path: { 'data-api': '/datasets/1', 'FastAPI (shared pool)': '/datasets/1' } },
   { name: 'rows page', group: 'data api', connections: 50, path: { 'data-api': '/datasets/1/rows?limit=100' } },
 ]
+
+async function describePinning (serverCpu: number, loadCpu: number): Promise<string> {
+  return await hasTaskset()
+    ? `server on CPU ${serverCpu}, load generator on CPU ${loadCpu} (taskset); PostgreSQL unpinned`
+    : 'not pinned (taskset unavailable)'
+}
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`
 

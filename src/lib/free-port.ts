@@ -1,5 +1,5 @@
 // A loopback port nobody listens on right now: the embedded PostgreSQL starts on one, and so do
-// the servers the tools and the bench start.
+// the servers started from tools/ (which may import this module; src/ imports nothing from there).
 import net from 'node:net'
 
 /**
