@@ -297,7 +297,7 @@ try {
   await fs.mkdir(chartsDir, { recursive: true })
   const json = path.join(resultsDir, `soak-${stamp}.json`)
   await fs.writeFile(json, JSON.stringify(results, null, 2) + '\n')
-  await fs.writeFile(path.join(chartsDir, 'soak.svg'), renderSoakChart(results))
+  await fs.writeFile(path.join(chartsDir, 'soak.svg'), await renderSoakChart(results))
   const benchmarks = path.join(PROJECT_ROOT, 'BENCHMARKS.md')
   const intro = 'A mixed workload at a fixed rate, well below capacity, against `data-api serve` on an embedded ' +
     'PostgreSQL of its own (a temporary `DATA_DIR` with the demo data; `LOG_LEVEL=warn`, the in-process job ' +

@@ -330,7 +330,7 @@ async function writeResults (results: BenchResults, outDir: string, benchmarksFi
   await fs.mkdir(path.join(outDir, 'charts'), { recursive: true })
   const json = path.join(outDir, 'results', `${stamp}.json`)
   await fs.writeFile(json, JSON.stringify(results, null, 2) + '\n')
-  for (const { name, svg } of renderCharts(results)) await fs.writeFile(path.join(outDir, 'charts', name), svg)
+  for (const { name, svg } of await renderCharts(results)) await fs.writeFile(path.join(outDir, 'charts', name), svg)
   log(`results: ${json}; charts: ${path.join(outDir, 'charts')}`)
   if (benchmarksFile !== null) {
     const existing = await fs.readFile(benchmarksFile, 'utf8').catch(() => '')
