@@ -452,7 +452,7 @@ function panelSpec (panel: Panel, xMax: number, warmUpEnd: number): ConcatItem {
   } as ConcatItem
 }
 
-export function soakChartSpec (results: SoakResults): TopLevelSpec {
+function soakChartSpec (results: SoakResults): TopLevelSpec {
   const windows = results.windows
   // The time axis ends on a tick: 4.9998 or 15.003 min of windows are drawn to 5 and 15.
   const xMax = niceMax(0.995 * Math.max(0.1, ...windows.map((w) => w.endSeconds / 60)))

@@ -29,7 +29,7 @@ const CONFIG: Config = {
   text: { color: INK, fontSize: 11 },
 }
 
-/** The Vega-Lite spec's own data only: a chart that names a URL is a mistake, not a download. */
+/** The spec's inline data only: a chart that names a URL (data, an image) is a mistake, not a download. */
 const refuse = async (uri: string): Promise<never> => {
   throw new Error(`bench charts are rendered offline; refusing to load ${uri}`)
 }
@@ -82,6 +82,9 @@ compileLogger.warn = (...args: readonly unknown[]) => {
 /** The SVG document of a Vega-Lite spec. */
 export async function renderVegaLite (spec: TopLevelSpec): Promise<string> {
   const { spec: compiled } = compile(spec, { config: CONFIG, logger: compileLogger })
+  // vega logs a failed load and draws the chart without its data: refuse such a spec outright.
+  const urls = (compiled.data ?? []).flatMap((data) => 'url' in data ? [JSON.stringify(data.url)] : [])
+  if (urls.length > 0) throw new Error(`bench charts are rendered offline, from inline data; this spec loads ${urls.join(', ')}`)
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', loader: OFFLINE_LOADER, logLevel: vega.Warn })
   try {
     return `${numberIdsInOrder(await view.toSVG())}\n`
@@ -104,7 +107,7 @@ function numberIdsInOrder (svg: string): string {
 }
 
 /** Greedy word wrap at `maxChars` characters a line. */
-export function wrapText (text: string, maxChars: number): string[] {
+function wrapText (text: string, maxChars: number): string[] {
   const lines: string[] = []
   let line = ''
   for (const word of text.split(' ')) {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { renderCharts, renderMarkdown, SERVER_COLORS, updateBenchmarksFile } from '../bench/report.ts'
 import type { BenchResults, LoadSummary } from '../bench/results.ts'
+import { renderVegaLite } from '../bench/vega-svg.ts'
 
 function summary (rps: number, p50: number, p90: number, p99: number, spread = 0.05): LoadSummary {
   const run = (factor: number) => ({ rps: rps * factor, p50, p90, p99, errors: 0, non2xx: 0 })
@@ -240,6 +241,10 @@ describe('renderCharts', async () => {
     assert.deepEqual(drawn.map((bar) => [bar.fill, bar.opacity]), [[SERVER_COLORS['data-api'], 0.3], [SERVER_COLORS['data-api'], 0.6], [SERVER_COLORS['data-api'], 1]])
     assert.ok(drawn.every((bar) => bar.description === 'data-api, rows page: p50 9.00 · p90 12.0 · p99 18.0 ms'))
     assert.equal([...valueLabels(latency).values()][0]?.text, 'p50 9.00 · p90 12.0 · p99 18.0 ms')
+  })
+
+  it('renders offline: a spec that would load data is refused, not drawn empty', async () => {
+    await assert.rejects(renderVegaLite({ data: { url: 'https://example.com/results.json' }, mark: 'bar', encoding: { x: { field: 'rps', type: 'quantitative' } } }), /rendered offline.*example\.com/)
   })
 
   it('skips the headline when neither of its scenarios ran', async () => {
