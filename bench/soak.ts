@@ -12,10 +12,10 @@ import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
 import { parseArgs } from 'node:util'
-import { PROJECT_ROOT, spawnServer, type SpawnedServer } from '../src/bench/servers.ts'
-import { SOAK_MIX, type LoadWindow, type SoakLoadOptions } from '../src/bench/soak-load.ts'
-import { computeVerdict, describeVerdict, progressLine, PROGRESS_HEADER, renderSoakChart, renderSoakMarkdown, reproduceCommand, updateSoakSection, type ServerSample, type SoakResults, type SoakWindow } from '../src/bench/soak-report.ts'
-import { describeMachine } from '../src/bench/results.ts'
+import { PROJECT_ROOT, spawnServer, type SpawnedServer } from '../tools/processes.ts'
+import { SOAK_MIX, type LoadWindow, type SoakLoadOptions } from './soak-load.ts'
+import { computeVerdict, describeVerdict, progressLine, PROGRESS_HEADER, renderSoakChart, renderSoakMarkdown, reproduceCommand, updateSoakSection, type ServerSample, type SoakResults, type SoakWindow } from './soak-report.ts'
+import { describeMachine } from './results.ts'
 import { ensureDatabase } from '../src/db/database.ts'
 import { runningEmbeddedUrl } from '../src/db/embedded-postgres.ts'
 import { createSql } from '../src/db/pool.ts'
@@ -244,7 +244,7 @@ try {
   }
 
   console.log(PROGRESS_HEADER)
-  load = spawn(process.execPath, [path.join(PROJECT_ROOT, 'src/bench/soak-load.ts'), JSON.stringify(loadOptions)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  load = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bench/soak-load.ts'), JSON.stringify(loadOptions)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let loadErrors = ''
   load.stderr!.on('data', (chunk: Buffer) => { loadErrors = (loadErrors + chunk.toString()).slice(-4000) })
   const exited = new Promise<number | null>((resolve) => load!.once('exit', (code) => { resolve(code) }))
@@ -297,7 +297,7 @@ try {
   await fs.mkdir(chartsDir, { recursive: true })
   const json = path.join(resultsDir, `soak-${stamp}.json`)
   await fs.writeFile(json, JSON.stringify(results, null, 2) + '\n')
-  await fs.writeFile(path.join(chartsDir, 'soak.svg'), renderSoakChart(results))
+  await fs.writeFile(path.join(chartsDir, 'soak.svg'), await renderSoakChart(results))
   const benchmarks = path.join(PROJECT_ROOT, 'BENCHMARKS.md')
   const intro = 'A mixed workload at a fixed rate, well below capacity, against `data-api serve` on an embedded ' +
     'PostgreSQL of its own (a temporary `DATA_DIR` with the demo data; `LOG_LEVEL=warn`, the in-process job ' +

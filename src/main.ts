@@ -1,4 +1,4 @@
-// The `data-api` command line: serve | worker | migrate | seed | keys | bench.
+// The `data-api` command line: serve | worker | migrate | seed | keys.
 import fs from 'node:fs'
 import { Command, InvalidArgumentError } from 'commander'
 import { pino, type Logger } from 'pino'
@@ -153,17 +153,6 @@ keys.command('revoke')
     } else {
       console.log(`revoked ${idOrPrefix}`)
     }
-  })
-
-program.command('bench')
-  .description('Measure data-api against raw node:http, bare Fastify + postgres.js and the lesson\'s FastAPI app, check the lesson\'s claims; write bench/results/*.json, bench/charts/*.svg and BENCHMARKS.md')
-  .option('--quick', 'short runs (under 5 minutes on 2 cores)', false)
-  .option('--only <text>', 'only the scenarios and claims whose name contains this text')
-  .option('--no-fastapi', 'leave out the FastAPI peer (no Python virtual environment needed)')
-  .action(async (options: { quick: boolean, only?: string, fastapi: boolean }) => {
-    const { runBench } = await import('./bench/suite.ts')
-    const servers = options.fastapi ? undefined : (['data-api', 'raw node:http', 'bare Fastify + postgres.js'] as const)
-    await runBench({ quick: options.quick, only: options.only, servers })
   })
 
 function positiveInteger (value: string): number {

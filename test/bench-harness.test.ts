@@ -6,7 +6,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
-import { runBench } from '../src/bench/suite.ts'
+import { runBench } from '../bench/suite.ts'
 
 describe('data-api bench', () => {
   it('measures a tiny scenario end to end and writes its reports', async () => {

@@ -1,10 +1,11 @@
-// The report writer of the benchmark suite: Markdown rows and ratios, escaping, SVG that a browser
-// will actually render (well-formed XML), the BENCHMARKS.md marker update, and byte-identical
-// output for the same results.
+// The report writer of the benchmark suite: Markdown rows and ratios, escaping, charts (Vega-Lite
+// rendered to SVG) that a browser will actually render (well-formed XML) and that show what was
+// measured, the BENCHMARKS.md marker update, and byte-identical output for the same results.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { renderCharts, renderMarkdown, SERVER_COLORS, updateBenchmarksFile } from '../src/bench/report.ts'
-import type { BenchResults, LoadSummary } from '../src/bench/results.ts'
+import { renderCharts, renderMarkdown, SERVER_COLORS, updateBenchmarksFile } from '../bench/report.ts'
+import type { BenchResults, LoadSummary } from '../bench/results.ts'
+import { renderVegaLite } from '../bench/vega-svg.ts'
 
 function summary (rps: number, p50: number, p90: number, p99: number, spread = 0.05): LoadSummary {
   const run = (factor: number) => ({ rps: rps * factor, p50, p90, p99, errors: 0, non2xx: 0 })
@@ -143,8 +144,24 @@ describe('renderMarkdown', () => {
   })
 })
 
-describe('renderCharts', () => {
-  const charts = renderCharts(fixture())
+/** The value labels of a chart (text marks), by their description: where each one starts, in px. */
+function valueLabels (svg: string): Map<string, { x: number, text: string }> {
+  const labels = new Map<string, { x: number, text: string }>()
+  for (const [, description, x, text] of svg.matchAll(/<text aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="text mark"[^>]*? transform="translate\(([\d.-]+),[\d.-]+\)"[^>]*>([^<]*)<\/text>/g)) {
+    labels.set(description!, { x: Number(x), text: text! })
+  }
+  return labels
+}
+
+/** The bars of a chart: their description and fill. */
+function bars (svg: string): Array<{ description: string, fill: string, opacity: number }> {
+  return [...svg.matchAll(/<path aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="bar" d="[^"]*" fill="(#[\dA-Fa-f]{6})"(?: opacity="([\d.]+)")?/g)]
+    .map(([, description, fill, opacity]) => ({ description: description!, fill: fill!, opacity: opacity === undefined ? 1 : Number(opacity) }))
+}
+
+describe('renderCharts', async () => {
+  const charts = await renderCharts(fixture())
+  const byName = new Map(charts.map((chart) => [chart.name, chart.svg]))
 
   it('draws the headline, then a throughput and a latency chart per group', () => {
     assert.deepEqual(charts.map((chart) => chart.name), [
@@ -157,33 +174,83 @@ describe('renderCharts', () => {
 
   it('writes standalone, well-formed SVG', () => {
     for (const { name, svg } of charts) {
-      assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="(\d+)" height="(\d+)" viewBox="0 0 \1 \2"/, name)
+      assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]* width="(\d+)" height="(\d+)" viewBox="0 0 \1 \2"/, name)
       assert.equal(svg.match(/<text[\s>]/g)?.length, svg.match(/<\/text>/g)?.length, name)
       assertWellFormedXml(svg)
+      // Opaque, so that it stays readable on a dark page; nothing to fetch.
+      assert.match(svg, /^<svg[^>]*><rect width="\d+" height="\d+" fill="#ffffff"\/>/, name)
+      assert.doesNotMatch(svg, /(?:href|src)="(?!#)/, name)
     }
   })
 
-  it('escapes text and shows the servers, their fixed colors and the values', () => {
-    const byName = new Map(charts.map((chart) => [chart.name, chart.svg]))
+  it('titles each chart, says which way is better and names the run and the machine', () => {
     const headline = byName.get('headline.svg')!
-    for (const text of ['hello JSON', 'GET /users', 'data-api', 'raw node:http', 'bare Fastify + postgres.js', 'FastAPI (shared pool)', 'FastAPI (pool per request)', '20,000', '25,000', '8,000', '12,000', '1,500', 'higher is better']) {
+    for (const text of ['data-api and its peers: requests per second', 'Requests per second, median of 3 runs of 10 s', 'higher is better', 'requests per second']) {
       assert.ok(headline.includes(`>${text}<`), `headline shows ${text}`)
     }
-    assert.ok(headline.includes(`fill="${SERVER_COLORS['data-api']}"`))
-    const latency = byName.get('latency-data-api.svg')!
-    assert.ok(latency.includes('/datasets/1/rows?limit=100&amp;sort=&lt;score&gt;'))
-    assert.ok(latency.includes('>p50 9.00 · p90 12.0 · p99 18.0 ms<'))
-    assert.ok(latency.includes('>lower is better<'))
+    assert.ok(headline.includes('data-api bench, 2026-11-25 14:03 UTC, full run · 2 × AMD EPYC 7B13, 24 GiB'), 'the footer')
+    const latency = byName.get('latency-database.svg')!
+    for (const text of ['Latency: database', 'lower is better', 'milliseconds', 'p50', 'p90', 'p99']) {
+      assert.ok(latency.includes(`>${text}<`), `latency chart shows ${text}`)
+    }
+  })
+
+  it('draws a band per scenario and a bar per server, labelled with its value, in the fixed colors', () => {
+    const headline = byName.get('headline.svg')!
+    // The bands: the scenario, its path and its connections; escaped.
+    assert.ok(headline.includes('>hello JSON · /hello · 100 connections<'))
+    assert.ok(headline.includes('>GET /users · /users?limit=10 · 50 connections<'))
+    assert.ok(byName.get('latency-data-api.svg')!.includes('>rows page · /datasets/1/rows?limit=100&amp;sort=&lt;score&gt; · 50 connections<'))
+    // Every server that ran one of the two scenarios, in the legend and on the axis.
+    for (const server of ['data-api', 'raw node:http', 'bare Fastify + postgres.js', 'FastAPI (shared pool)', 'FastAPI (pool per request)']) {
+      assert.ok(headline.includes(`>${server}<`), `headline shows ${server}`)
+    }
+    const drawn = bars(headline)
+    assert.deepEqual(drawn.map((bar) => bar.description), [
+      'data-api, hello JSON: 20,000 req/s (runs 19,000–21,000)',
+      'raw node:http, hello JSON: 25,000 req/s (runs 23,750–26,250)',
+      'FastAPI (shared pool), hello JSON: 8,000 req/s (runs 7,600–8,400)',
+      'data-api, GET /users: 12,000 req/s (runs 11,400–12,600)',
+      'bare Fastify + postgres.js, GET /users: 13,000 req/s (runs 12,350–13,650)',
+      'FastAPI (shared pool), GET /users: 3,000 req/s (runs 2,850–3,150)',
+      'FastAPI (pool per request), GET /users: 1,500 req/s (runs 1,425–1,575)',
+    ])
+    for (const bar of drawn) {
+      const server = Object.keys(SERVER_COLORS).find((name) => bar.description.startsWith(`${name},`)) as keyof typeof SERVER_COLORS
+      assert.equal(bar.fill, SERVER_COLORS[server], bar.description)
+    }
+    // Each value label starts 6 px past the end of its bar, on one linear x scale from 0 shared by
+    // the bands: its distance from the axis, less those 6 px, is proportional to req/s.
+    const labels = valueLabels(headline)
+    assert.equal(labels.size, drawn.length)
+    assert.equal(labels.get('raw node:http, hello JSON: 25,000 req/s (runs 23,750–26,250)')!.text, '25,000')
+    assert.equal(labels.get('FastAPI (pool per request), GET /users: 1,500 req/s (runs 1,425–1,575)')!.text, '1,500')
+    const pxPerRequest = [...labels].map(([description, { x, text }]) => [description, (x - 6) / Number(text.replaceAll(',', ''))] as const)
+    assert.ok(pxPerRequest[0]![1] > 0)
+    for (const [description, scale] of pxPerRequest) assert.ok(Math.abs(scale - pxPerRequest[0]![1]) < 1e-9, description)
     // The same server has the same color in every chart.
     for (const { svg } of charts) {
       if (svg.includes('>FastAPI (shared pool)<')) assert.ok(svg.includes(`fill="${SERVER_COLORS['FastAPI (shared pool)']}"`))
     }
   })
 
-  it('skips the headline when neither of its scenarios ran', () => {
+  it('draws p50, p90 and p99 over one another, p50 solid in front, with the three values as the label', () => {
+    const latency = byName.get('latency-data-api.svg')!
+    const drawn = bars(latency)
+    // One bar per percentile, p99 first (behind) and p50 last (in front).
+    assert.deepEqual(drawn.map((bar) => [bar.fill, bar.opacity]), [[SERVER_COLORS['data-api'], 0.3], [SERVER_COLORS['data-api'], 0.6], [SERVER_COLORS['data-api'], 1]])
+    assert.ok(drawn.every((bar) => bar.description === 'data-api, rows page: p50 9.00 · p90 12.0 · p99 18.0 ms'))
+    assert.equal([...valueLabels(latency).values()][0]?.text, 'p50 9.00 · p90 12.0 · p99 18.0 ms')
+  })
+
+  it('renders offline: a spec that would load data is refused, not drawn empty', async () => {
+    await assert.rejects(renderVegaLite({ data: { url: 'https://example.com/results.json' }, mark: 'bar', encoding: { x: { field: 'rps', type: 'quantitative' } } }), /rendered offline.*example\.com/)
+  })
+
+  it('skips the headline when neither of its scenarios ran', async () => {
     const results = fixture()
     results.throughput = results.throughput.slice(2)
-    assert.deepEqual(renderCharts(results).map((chart) => chart.name), ['throughput-data-api.svg', 'latency-data-api.svg'])
+    assert.deepEqual((await renderCharts(results)).map((chart) => chart.name), ['throughput-data-api.svg', 'latency-data-api.svg'])
   })
 })
 
@@ -209,14 +276,14 @@ describe('updateBenchmarksFile', () => {
 })
 
 describe('determinism', () => {
-  it('renders the same bytes for the same results', () => {
+  it('renders the same bytes for the same results', async () => {
     assert.equal(renderMarkdown(fixture()), renderMarkdown(fixture()))
-    assert.deepEqual(renderCharts(fixture()), renderCharts(fixture()))
+    assert.deepEqual(await renderCharts(fixture()), await renderCharts(fixture()))
     // Key order of a scenario's results does not matter either.
     const shuffled = fixture()
     const hello = shuffled.throughput[0]!
     hello.results = Object.fromEntries(Object.entries(hello.results).reverse())
     assert.equal(renderMarkdown(shuffled), renderMarkdown(fixture()))
-    assert.deepEqual(renderCharts(shuffled), renderCharts(fixture()))
+    assert.deepEqual(await renderCharts(shuffled), await renderCharts(fixture()))
   })
 })

@@ -2,7 +2,7 @@
 // loopback port. It checks what app.inject cannot: that Scalar renders under our
 // Content-Security-Policy, that its own client ("Test Request") reaches the API, and that the page
 // makes no request beyond this origin (the docs work offline).
-// Needs /usr/bin/chromium (scripts/install-chromium.sh): skipped without it, except in CI.
+// Needs /usr/bin/chromium (tools/install-chromium.sh): skipped without it, except in CI.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
@@ -12,7 +12,7 @@ import { buildTestApp, listen } from './helpers/app.ts'
 import { skipUnless } from './helpers/requirements.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
-const skip = skipUnless(existsSync(CHROMIUM), `${CHROMIUM} not found: run scripts/install-chromium.sh to run the browser test`)
+const skip = skipUnless(existsSync(CHROMIUM), `${CHROMIUM} not found: run tools/install-chromium.sh to run the browser test`)
 
 interface Violation { directive: string, blocked: string, source: string, line: number }
 
@@ -35,7 +35,7 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
   const violations: Violation[] = []
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found and CI is set: CI must run the browser test (.ci/run calls scripts/install-chromium.sh)`)
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found and CI is set: CI must run the browser test (.ci/run calls tools/install-chromium.sh)`)
     const { app, sql } = await buildTestApp({ after: (fn) => { cleanups.push(fn) } })
     await seedUsersAndOrders(sql, { users: 3, ordersPerUser: 0 })
     origin = await listen(app)

@@ -1,4 +1,4 @@
-// The FastAPI peer of the benchmark (bench/peers/fastapi/app.py, started by src/bench/fastapi-peer.ts)
+// The FastAPI peer of the benchmark (bench/peers/fastapi/app.py, started by bench/fastapi-peer.ts)
 // on the same database as data-api: it must answer the same routes with the same rows in the same
 // shapes, or the benchmark compares different work. Builds the peer's venv in .cache/ first (pip
 // install from PyPI, once). Without python3 it is skipped (helpers/requirements.ts), except under
@@ -8,7 +8,7 @@ import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { App } from '../src/app.ts'
 import type { Sql } from '../src/db/pool.ts'
-import { ensureFastapiVenv, startFastapi } from '../src/bench/fastapi-peer.ts'
+import { ensureFastapiVenv, startFastapi } from '../bench/fastapi-peer.ts'
 import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { createTestDatabase } from './helpers/database.ts'

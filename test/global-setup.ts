@@ -1,6 +1,6 @@
 // Runs once before all test files (node --test --test-global-setup): provides a PostgreSQL server
 // and a migrated template database that each test file clones (helpers/database.ts), and a
-// MongoDB-wire server (FerretDB, scripts/ferretdb.ts) on which each test file uses a database of
+// MongoDB-wire server (FerretDB, tools/ferretdb.ts) on which each test file uses a database of
 // its own (helpers/mongo.ts). Both reach the test files through the environment. Without Go to
 // build FerretDB, the MongoDB tests are skipped (helpers/requirements.ts), except under CI.
 // TEST_DATABASE_URL (a server URL whose user may create databases) skips the embedded server;
@@ -15,7 +15,7 @@ import { migrate } from '../src/db/migrate.ts'
 import { createSql } from '../src/db/pool.ts'
 import { loadConfig } from '../src/config.ts'
 import { startJobQueue } from '../src/jobs/queue.ts'
-import { MissingGoError, startFerretDb, type FerretDb } from '../scripts/ferretdb.ts'
+import { MissingGoError, startFerretDb, type FerretDb } from '../tools/ferretdb.ts'
 import { TEMPLATE_DATABASE } from './helpers/database.ts'
 import { isCi } from './helpers/requirements.ts'
 
@@ -60,7 +60,7 @@ async function provideMongoDb (): Promise<void> {
     // Without Go (and no FerretDB built before) the MongoDB tests are skipped, with this hint;
     // under CI they must run, so this fails.
     if (!(error instanceof MissingGoError) || isCi) throw error
-    process.env.TEST_MONGODB_SKIP = 'no MongoDB-wire server: install Go 1.24+ (FerretDB is built from it, see scripts/ferretdb.ts) or set MONGODB_URL'
+    process.env.TEST_MONGODB_SKIP = 'no MongoDB-wire server: install Go 1.24+ (FerretDB is built from it, see tools/ferretdb.ts) or set MONGODB_URL'
     console.error(`skipping the MongoDB tests: ${process.env.TEST_MONGODB_SKIP}`)
     return
   }

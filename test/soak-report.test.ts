@@ -2,8 +2,8 @@
 // BENCHMARKS.md section update, and a chart that is well-formed SVG. Pure functions: no server.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { RouteWindow } from '../src/bench/soak-load.ts'
-import { computeVerdict, renderSoakChart, renderSoakMarkdown, slope, updateSoakSection, type SoakResults, type SoakWindow } from '../src/bench/soak-report.ts'
+import type { RouteWindow } from '../bench/soak-load.ts'
+import { computeVerdict, renderSoakChart, renderSoakMarkdown, slope, updateSoakSection, type SoakResults, type SoakWindow } from '../bench/soak-report.ts'
 
 const route = (p99: number, requests = 100): RouteWindow => ({ requests, p50: p99 / 4, p99, max: p99 * 1.2, throttled: 0, non2xx: 0, failures: 0 })
 
@@ -124,9 +124,9 @@ describe('renderSoakMarkdown and renderSoakChart', () => {
     assert.ok(markdown.includes('| 1 (warm-up) |'))
     assert.ok(markdown.includes('| GET /external † |'))
   })
-  it('draws well-formed SVG with escaped text', () => {
-    const svg = renderSoakChart(run)
-    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="(\d+)" height="(\d+)" viewBox="0 0 \1 \2"/)
+  it('draws well-formed SVG with escaped text', async () => {
+    const svg = await renderSoakChart(run)
+    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]* width="(\d+)" height="(\d+)" viewBox="0 0 \1 \2"/)
     assert.ok(svg.includes('Test CPU &lt;x&gt; &amp; co'))
     assert.equal(svg.match(/<text[\s>]/g)?.length, svg.match(/<\/text>/g)?.length)
     const stack: string[] = []
@@ -136,5 +136,28 @@ describe('renderSoakMarkdown and renderSoakChart', () => {
       else if (selfClosing !== '/') stack.push(name!)
     }
     assert.deepEqual(stack, [])
+    assert.equal(await renderSoakChart(run), svg, 'the same bytes for the same results')
+  })
+  it('plots memory and p99 over time: a line per series, named in the legends, the warm-up shaded', async () => {
+    const svg = await renderSoakChart(run)
+    for (const text of [
+      'data-api soak: memory and p99 over time',
+      '5 min of a mixed workload at 100 req/s, 30 s windows · flat',
+      'Resident memory and V8 heap of the server process (MB)',
+      'p99 latency per window (ms, log scale)',
+      'minutes since the first request',
+      'MB', 'ms', 'warm-up',
+    ]) assert.ok(svg.includes(`>${text}<`), `the chart shows ${text}`)
+    const series = ['RSS, window mean', 'RSS, every second', 'V8 heap used', 'V8 heap total', 'live heap (after each full GC)', 'all routes', 'core routes', 'GET /healthz', 'GET /external']
+    const lines = [...svg.matchAll(/<path aria-label="[^"]*; series: ([^"]*)" role="graphics-symbol" aria-roledescription="line mark"/g)].map(([, name]) => name)
+    assert.deepEqual(lines, series, 'one line per series, in the legend\'s order')
+    for (const name of series) assert.ok(svg.includes(`>${name}<`), `the legend names ${name}`)
+    // A point per window of the seven windowed series and per full GC (RSS every second is a line only).
+    assert.equal(svg.match(/aria-roledescription="circle"/g)?.length, 10 * 7 + run.fullGcs.length)
+    assert.ok(svg.includes('aria-label="RSS, window mean: 251 at 0.8 min"'))
+    // The p99 axis is logarithmic: ticks at powers of ten only.
+    assert.match(svg, /aria-label="Y-axis titled 'ms' for a log scale/)
+    // The shaded warm-up: one rect in each panel.
+    assert.equal(svg.match(/aria-roledescription="rect mark"/g)?.length, 2)
   })
 })

@@ -10,13 +10,13 @@ import { execFile, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import net from 'node:net'
 import path from 'node:path'
 import readline from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import type { Logger } from 'pino'
 import { spawnOwned, stopProcess } from '../lib/child-process.ts'
+import { findFreePort } from '../lib/free-port.ts'
 
 const execFileAsync = promisify(execFile)
 const READY_LINE = 'database system is ready to accept connections'
@@ -241,18 +241,6 @@ async function waitUntilReady (child: ChildProcess, clusterDir: string, log: Emb
   })
 }
 
-
-export async function findFreePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => { resolve(port) })
-    })
-  })
-}
 
 function isProcessAlive (pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false

@@ -1,5 +1,5 @@
-// Servers we start (PostgreSQL, FerretDB, the benchmark's peers): spawned out of the terminal's
-// reach, stopped by us in order, and never left behind.
+// Servers we start (PostgreSQL here; FerretDB and the other servers that tools/ starts): spawned
+// out of the terminal's reach, stopped by us in order, and never left behind.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 
 /** Each step sends its signal and waits up to its time for the process to exit. */

@@ -1,15 +1,14 @@
-// The processes a benchmark measures and runs: each server on a port of its own, pinned to a core
-// with taskset when there is one, ready once GET /healthz answers; and the load generator.
+// Process helpers of the development tools, the bench and the tests: the project's root, pinning
+// a command to a core with taskset (when there is one), and starting a server process that is
+// ready once its GET /healthz answers 200.
 import { execFile } from 'node:child_process'
 import { openSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { findFreePort } from '../db/embedded-postgres.ts'
-import { spawnOwned, stopProcess } from '../lib/child-process.ts'
-import type { LoadOptions } from './load.ts'
-import type { LoadRun } from './results.ts'
+import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
+import { findFreePort } from '../src/lib/free-port.ts'
 
-export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..')
+export const PROJECT_ROOT = path.resolve(import.meta.dirname, '..')
 
 export interface RunningServer { url: string, pid: number, stop: () => Promise<void> }
 
@@ -30,13 +29,7 @@ export async function pinned (cpu: number | undefined, command: string, args: st
   return cpu !== undefined && await hasTaskset() ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args]
 }
 
-export async function describePinning (serverCpu: number, loadCpu: number): Promise<string> {
-  return await hasTaskset()
-    ? `server on CPU ${serverCpu}, load generator on CPU ${loadCpu} (taskset); PostgreSQL unpinned`
-    : 'not pinned (taskset unavailable)'
-}
-
-/** Spawns a server process and waits until its /healthz answers 200. */
+/** Spawns a server process on a free loopback port (PORT) and waits until its /healthz answers 200. */
 export async function spawnServer (options: { command: string, args: string[], env?: Record<string, string>, cwd?: string, cpu?: number, logFile?: string, port?: number }): Promise<SpawnedServer> {
   const port = options.port ?? await findFreePort()
   const [command, args] = await pinned(options.cpu, options.command, options.args)
@@ -63,12 +56,4 @@ export async function spawnServer (options: { command: string, args: string[], e
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return { url, pid: child.pid!, stop: async () => { await stopProcess(child) }, exited }
-}
-
-
-/** One autocannon run in a child process on `cpu`. */
-export async function runLoad (options: LoadOptions, cpu: number | undefined): Promise<LoadRun> {
-  const [command, args] = await pinned(cpu, process.execPath, [path.join(PROJECT_ROOT, 'src/bench/load.ts'), JSON.stringify(options)])
-  const { stdout } = await promisify(execFile)(command, args, { maxBuffer: 1024 * 1024 })
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadRun
 }

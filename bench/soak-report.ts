@@ -1,9 +1,13 @@
 // The soak scenario's results: their shape, the verdict (computed, not eyeballed), the Markdown
-// block of BENCHMARKS.md and a line chart of memory and p99 over time. Pure functions of the
-// results, like report.ts, so a stored JSON re-renders to the same files.
-import { formatInt, formatMs, formatShort, formatTimestamp, GRID, INK, MUTED, niceTicks, formatTick, px, svgDocument, table, textWidth, wrap, xml } from './report.ts'
-import type { RouteWindow } from './soak-load.ts'
+// block of BENCHMARKS.md and a line chart of memory and p99 over time (a Vega-Lite spec). Pure
+// functions of the results, like report.ts, so a stored JSON re-renders to the same files.
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import type { TopLevelSpec } from 'vega-lite'
+import { formatInt, formatMs, formatShort, formatTimestamp, table } from './report.ts'
 import type { Machine } from './results.ts'
+import type { RouteWindow } from './soak-load.ts'
+import { footerSpec, INK, MUTED, renderVegaLite, TICK_LABEL, type ConcatItem } from './vega-svg.ts'
 
 export interface ServerSample {
   /** Window mean of VmRSS, sampled every second from /proc/<pid>/status. */
@@ -363,16 +367,15 @@ export function updateSoakSection (existing: string, block: string, intro: strin
 }
 
 // ---------------------------------------------------------------------------------------------
-// SVG: memory and p99 over time, two panels sharing the time axis.
+// Chart: memory and p99 over time, two panels sharing the time axis (a Vega-Lite spec, vega-svg.ts)
 
-const WIDTH = 820
-const LEFT = 64
-const RIGHT = 16
-const PANEL_HEIGHT = 190
 /** Okabe–Ito, then grey: one per route, in the mix's order. */
 const ROUTE_COLORS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#D55E00', '#56B4E9', '#999999', '#7F3C8D', '#B8A000']
+const SOLID: number[] = []
+const DASHED = [5, 3]
 
-interface Line { label: string, color: string, width: number, dash?: string, points: Array<[number, number]>, dots?: boolean }
+/** One line of a panel: its legend label, its look, and its points (minutes, value). */
+interface Line { label: string, color: string, width: number, dash?: number[], points: Array<[number, number]>, dots?: boolean }
 
 /** Powers of ten covering [min, max] (log axis). */
 function logTicks (min: number, max: number): number[] {
@@ -381,107 +384,135 @@ function logTicks (min: number, max: number): number[] {
   return Array.from({ length: Math.max(1, high - low) + 1 }, (_, i) => Number((10 ** (low + i)).toPrecision(6)))
 }
 
-function panel (out: string[], options: { top: number, title: string, lines: Line[], log: boolean, xMax: number, warmUpEnd: number, yLabel: string }): number {
-  const { top, lines, xMax } = options
-  out.push(`<text x="${LEFT}" y="${px(top)}" class="band">${xml(options.title)}</text>`)
-  // Legend under the title, wrapped.
-  let legendX = LEFT
-  let legendY = top + 14
-  for (const line of lines) {
-    const itemWidth = 22 + 6 + textWidth(line.label, 11) + 14
-    if (legendX > LEFT && legendX + itemWidth > WIDTH - RIGHT) { legendX = LEFT; legendY += 16 }
-    out.push(`<line x1="${px(legendX)}" y1="${px(legendY + 5)}" x2="${px(legendX + 22)}" y2="${px(legendY + 5)}" stroke="${line.color}" stroke-width="${line.width}"${line.dash === undefined ? '' : ` stroke-dasharray="${line.dash}"`}/>`)
-    out.push(`<text x="${px(legendX + 28)}" y="${px(legendY + 9)}" class="tick">${xml(line.label)}</text>`)
-    legendX += itemWidth
-  }
-  const plotTop = legendY + 24
-  const plotBottom = plotTop + PANEL_HEIGHT
-  const values = lines.flatMap((line) => line.points.map(([, y]) => y)).filter((y) => Number.isFinite(y) && (!options.log || y > 0))
-  const ticks = options.log ? logTicks(Math.min(...values), Math.max(...values)) : niceTicks(Math.max(0, ...values))
-  const yMin = options.log ? ticks[0]! : 0
-  const yMax = ticks.at(-1) ?? 1
-  const x = (minutes: number): number => LEFT + (minutes / xMax) * (WIDTH - LEFT - RIGHT)
-  const y = options.log
-    ? (value: number): number => plotBottom - (Math.log10(Math.max(value, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)) * PANEL_HEIGHT
-    : (value: number): number => plotBottom - (Math.max(0, value) / yMax) * PANEL_HEIGHT
-
-  if (options.warmUpEnd > 0) {
-    out.push(`<rect x="${px(x(0))}" y="${px(plotTop)}" width="${px(x(options.warmUpEnd) - x(0))}" height="${PANEL_HEIGHT}" fill="#eef1f4"/>`)
-    out.push(`<text x="${px(x(options.warmUpEnd / 2))}" y="${px(plotTop + 14)}" text-anchor="middle" class="tick">warm-up</text>`)
-  }
-  for (const tick of ticks) {
-    out.push(`<line x1="${LEFT}" y1="${px(y(tick))}" x2="${WIDTH - RIGHT}" y2="${px(y(tick))}" stroke="${tick === yMin ? MUTED : GRID}" stroke-width="1"/>`)
-    out.push(`<text x="${LEFT - 6}" y="${px(y(tick) + 4)}" text-anchor="end" class="tick">${xml(formatTick(tick))}</text>`)
-  }
-  out.push(`<text x="14" y="${px((plotTop + plotBottom) / 2)}" text-anchor="middle" class="tick" transform="rotate(-90 14 ${px((plotTop + plotBottom) / 2)})">${xml(options.yLabel)}</text>`)
-  for (const tick of niceTicks(xMax)) {
-    out.push(`<line x1="${px(x(tick))}" y1="${px(plotBottom)}" x2="${px(x(tick))}" y2="${px(plotBottom + 4)}" stroke="${MUTED}"/>`)
-    out.push(`<text x="${px(x(tick))}" y="${px(plotBottom + 16)}" text-anchor="middle" class="tick">${xml(formatTick(tick))}</text>`)
-  }
-  for (const line of lines) {
-    const points = line.points.filter(([, value]) => Number.isFinite(value) && (!options.log || value > 0))
-    if (points.length === 0) continue
-    const d = points.map(([minutes, value], i) => `${i === 0 ? 'M' : 'L'}${px(x(minutes))},${px(y(value))}`).join(' ')
-    out.push(`<path d="${d}" fill="none" stroke="${line.color}" stroke-width="${line.width}"${line.dash === undefined ? '' : ` stroke-dasharray="${line.dash}"`} stroke-linejoin="round"/>`)
-    if (line.dots === false) continue
-    for (const [minutes, value] of points) {
-      out.push(`<circle cx="${px(x(minutes))}" cy="${px(y(value))}" r="${line.width > 1.5 ? 2.5 : 1.8}" fill="${line.color}"><title>${xml(`${line.label}: ${formatShort(value)} at ${formatShort(minutes)} min`)}</title></circle>`)
-    }
-  }
-  return plotBottom + 16
+/** 0, step, 2 step, … up to the first multiple of a 1-2-2.5-5 step at or above max (about 5 ticks). */
+function niceMax (max: number): number {
+  if (!Number.isFinite(max) || max <= 0) return 1
+  const rough = max / 5
+  const magnitude = 10 ** Math.floor(Math.log10(rough))
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * magnitude).find((candidate) => candidate >= rough) ?? 10 * magnitude
+  return Number((Math.ceil(max / step - 1e-9) * step).toPrecision(12))
 }
 
-export function renderSoakChart (results: SoakResults): string {
+interface Panel { title: string, lines: Line[], log: boolean, yTitle: string, xTitle: string | null }
+
+function panelSpec (panel: Panel, xMax: number, warmUpEnd: number): ConcatItem {
+  const lines = panel.lines.map((line) => ({ ...line, points: line.points.filter(([, value]) => Number.isFinite(value) && (!panel.log || value > 0)) }))
+  const labels = lines.map((line) => line.label)
+  const points = lines.flatMap((line) => line.points.map(([minutes, value]) => ({
+    series: line.label,
+    minutes,
+    value,
+    dots: line.dots !== false,
+    description: `${line.label}: ${formatShort(value)} at ${formatShort(minutes)} min`,
+  })))
+  const values = points.map((point) => point.value)
+  const yScale = panel.log
+    ? (() => {
+        const ticks = values.length === 0 ? [1, 10] : logTicks(Math.min(...values), Math.max(...values))
+        return { scale: { type: 'log', domain: [ticks[0]!, ticks.at(-1)!], nice: false }, axis: { values: ticks, labelExpr: TICK_LABEL } }
+      })()
+    : { scale: { type: 'linear', domain: [0, niceMax(Math.max(0, ...values))], nice: false }, axis: { labelExpr: TICK_LABEL, tickCount: 5 } }
+  const x = { field: 'minutes', type: 'quantitative', title: panel.xTitle, scale: { domain: [0, xMax], nice: false }, axis: { grid: false, tickCount: Math.min(10, Math.max(2, Math.round(xMax))), labelExpr: TICK_LABEL } } as const
+  const legend = { title: null, orient: 'top', direction: 'horizontal', columns: 4, symbolType: 'stroke', symbolSize: 360, labelFontSize: 11, labelColor: MUTED, offset: 8 }
+  const series = {
+    color: { field: 'series', type: 'nominal', scale: { domain: labels, range: lines.map((line) => line.color) }, legend },
+    strokeDash: { field: 'series', type: 'nominal', scale: { type: 'ordinal', domain: labels, range: lines.map((line) => line.dash ?? SOLID) }, legend },
+    // Ordinal, not the default point scale: each line keeps its own width rather than one spread evenly.
+    strokeWidth: { field: 'series', type: 'ordinal', sort: labels, scale: { type: 'ordinal', domain: labels, range: lines.map((line) => line.width) }, legend },
+  }
+  const layers: unknown[] = []
+  if (warmUpEnd > 0) {
+    layers.push({
+      data: { values: [{ from: 0, to: warmUpEnd, middle: warmUpEnd / 2, label: 'warm-up' }] },
+      layer: [
+        { mark: { type: 'rect', color: '#eef1f4' }, encoding: { x: { field: 'from', type: 'quantitative' }, x2: { field: 'to' } } },
+        { mark: { type: 'text', baseline: 'top', dy: 6, fontSize: 11, color: MUTED }, encoding: { x: { field: 'middle', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } } },
+      ],
+    })
+  }
+  layers.push({
+    data: { values: points },
+    layer: [
+      {
+        mark: { type: 'line', strokeJoin: 'round' },
+        encoding: { x, y: { field: 'value', type: 'quantitative', title: panel.yTitle, ...yScale }, ...series, detail: { field: 'series' } },
+      },
+      {
+        transform: [{ filter: 'datum.dots' }],
+        mark: { type: 'circle', size: 14, opacity: 1 },
+        encoding: { x, y: { field: 'value', type: 'quantitative' }, color: { field: 'series', type: 'nominal' }, description: { field: 'description' } },
+      },
+    ],
+  })
+  return {
+    title: { text: panel.title, fontSize: 13, anchor: 'start', offset: 8 },
+    width: 700,
+    height: 190,
+    layer: layers,
+  } as ConcatItem
+}
+
+function soakChartSpec (results: SoakResults): TopLevelSpec {
   const windows = results.windows
   // The time axis ends on a tick: 4.9998 or 15.003 min of windows are drawn to 5 and 15.
-  const xMax = niceTicks(0.995 * Math.max(0.1, ...windows.map((w) => w.endSeconds / 60))).at(-1)!
+  const xMax = niceMax(0.995 * Math.max(0.1, ...windows.map((w) => w.endSeconds / 60)))
   const lastWarmUp = windows.filter((w) => w.warmUp).at(-1)
   const warmUpEnd = lastWarmUp === undefined ? 0 : lastWarmUp.endSeconds / 60
   const points = (value: (w: SoakWindow) => number | null): Array<[number, number]> => series(windows, value)
-  const out: string[] = []
-  out.push(`<text x="${LEFT}" y="30" class="title">${xml('data-api soak: memory and p99 over time')}</text>`)
-  out.push(`<text x="${LEFT}" y="50" class="muted">${xml(`${formatShort(results.options.minutes)} min of a mixed workload at ${formatShort(results.options.rate)} req/s, ${formatShort(results.options.windowSeconds)} s windows · ${describeVerdict(results.verdict).split(':')[0]!}`)}</text>`)
-
-  let y = panel(out, {
-    top: 82,
+  const memory = panelSpec({
     title: 'Resident memory and V8 heap of the server process (MB)',
     lines: [
       { label: 'RSS, window mean', color: '#0072B2', width: 2.5, points: points((w) => w.server.rssMb) },
       { label: 'RSS, every second', color: '#56B4E9', width: 1, dots: false, points: results.rssSamples.map(([seconds, value]) => [seconds / 60, value]) },
       { label: 'V8 heap used', color: '#009E73', width: 2, points: points((w) => w.server.heapUsedMb) },
-      { label: 'V8 heap total', color: '#009E73', width: 1.2, dash: '5 3', points: points((w) => w.server.heapTotalMb) },
+      { label: 'V8 heap total', color: '#009E73', width: 1.2, dash: DASHED, points: points((w) => w.server.heapTotalMb) },
       { label: 'live heap (after each full GC)', color: '#D55E00', width: 1.5, points: results.fullGcs.filter(([seconds]) => seconds >= 0).map(([seconds, , after]) => [seconds / 60, after]) },
     ],
     log: false,
-    xMax,
-    warmUpEnd,
-    yLabel: 'MB',
-  })
-  y = panel(out, {
-    top: y + 36,
+    yTitle: 'MB',
+    xTitle: null,
+  }, xMax, warmUpEnd)
+  const latency = panelSpec({
     title: 'p99 latency per window (ms, log scale)',
     lines: [
       { label: 'all routes', color: INK, width: 2.5, points: points((w) => w.overall.p99) },
-      { label: 'core routes', color: INK, width: 2.5, dash: '6 3', points: points((w) => w.core.p99) },
+      { label: 'core routes', color: INK, width: 2.5, dash: [6, 3], points: points((w) => w.core.p99) },
       ...results.mix.map((route, i): Line => ({
         label: route.name,
         color: ROUTE_COLORS[i % ROUTE_COLORS.length]!,
         width: 1.2,
-        dash: i >= 5 ? '5 3' : undefined,
+        dash: i >= 5 ? DASHED : undefined,
         points: points((w) => w.routes[route.name]?.p99 ?? null),
       })),
     ],
     log: true,
-    xMax,
-    warmUpEnd,
-    yLabel: 'ms',
-  })
-  out.push(`<text x="${px((LEFT + WIDTH - RIGHT) / 2)}" y="${px(y + 14)}" text-anchor="middle" class="muted">minutes since the first request</text>`)
-  let footerY = y + 40
-  for (const line of wrap(`data-api bench:soak, ${formatTimestamp(results.startedAt)} · ${machineLine(results)}`, 11, WIDTH - 2 * LEFT)) {
-    out.push(`<text x="${LEFT}" y="${px(footerY)}" class="tick">${xml(line)}</text>`)
-    footerY += 14
+    yTitle: 'ms',
+    xTitle: 'minutes since the first request',
+  }, xMax, warmUpEnd)
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: 'data-api soak: memory and p99 over time',
+      subtitle: `${formatShort(results.options.minutes)} min of a mixed workload at ${formatShort(results.options.rate)} req/s, ${formatShort(results.options.windowSeconds)} s windows · ${describeVerdict(results.verdict).split(':')[0]!}`,
+      offset: 16,
+    },
+    vconcat: [memory, latency, footerSpec(`data-api bench:soak, ${formatTimestamp(results.startedAt)} · ${machineLine(results)}`, 120)],
+    spacing: 28,
+    resolve: { scale: { color: 'independent', strokeDash: 'independent', strokeWidth: 'independent', y: 'independent' }, legend: { color: 'independent', strokeDash: 'independent', strokeWidth: 'independent' } },
   }
-  const height = Math.ceil(footerY)
-  return svgDocument({ width: WIDTH, height, label: 'data-api soak: memory and p99 latency over time', title: 'data-api soak: memory and p99 over time', body: out })
+}
+
+export async function renderSoakChart (results: SoakResults): Promise<string> {
+  return await renderVegaLite(soakChartSpec(results))
+}
+
+if (import.meta.main) {
+  // Re-renders the chart of a stored soak run: node bench/soak-report.ts bench/results/soak-<time>.json [out.svg]
+  const [file, out = path.join(import.meta.dirname, 'charts', 'soak.svg')] = process.argv.slice(2)
+  if (file === undefined) {
+    console.error('usage: node bench/soak-report.ts bench/results/soak-<time>.json [chart.svg]')
+    process.exit(2)
+  }
+  await fs.writeFile(out, await renderSoakChart(JSON.parse(await fs.readFile(file, 'utf8')) as SoakResults))
+  console.log(`chart of ${file} written to ${out}`)
 }

@@ -10,10 +10,10 @@ import type { ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { findFreePort } from '../db/embedded-postgres.ts'
-import { spawnOwned, stopProcess } from '../lib/child-process.ts'
-import { ensureVenv } from '../lib/python-venv.ts'
-import { hasTaskset, pinned, PROJECT_ROOT } from './servers.ts'
+import { findFreePort } from '../src/lib/free-port.ts'
+import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
+import { ensureVenv } from '../tools/python-venv.ts'
+import { hasTaskset, pinned, PROJECT_ROOT } from '../tools/processes.ts'
 
 /** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */
 export const FASTAPI_PEER_DIR = path.join(PROJECT_ROOT, 'bench', 'peers', 'fastapi')

@@ -16,14 +16,14 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
-import { findFreePort } from '../src/db/embedded-postgres.ts'
+import { findFreePort } from '../src/lib/free-port.ts'
 import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
+import { PROJECT_ROOT } from './processes.ts'
 
 const execFileAsync = promisify(execFile)
 
 export const FERRETDB_VERSION = 'v1.24.2'
 const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB'
-const PROJECT_ROOT = path.resolve(import.meta.dirname, '..')
 const BINARY = path.join(PROJECT_ROOT, '.cache', 'bin', `ferretdb-${FERRETDB_VERSION}`)
 const START_TIMEOUT_MS = 15_000
 

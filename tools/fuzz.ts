@@ -12,10 +12,10 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { PROJECT_ROOT, spawnServer } from '../src/bench/servers.ts'
-import { ensureVenv } from '../src/lib/python-venv.ts'
+import { PROJECT_ROOT, spawnServer } from './processes.ts'
+import { ensureVenv } from './python-venv.ts'
 
-const FUZZ_DIR = path.join(PROJECT_ROOT, 'scripts', 'fuzz')
+const FUZZ_DIR = path.join(PROJECT_ROOT, 'tools', 'fuzz')
 const log = (line: string): void => { console.error(`fuzz: ${line}`) }
 
 const python = await ensureVenv({ venv: path.join(PROJECT_ROOT, '.cache', 'fuzz-venv'), requirements: path.join(FUZZ_DIR, 'requirements.txt'), purpose: 'schemathesis', log })

@@ -1,27 +1,26 @@
-// `data-api bench`: builds the world it measures (an embedded PostgreSQL with seeded users, orders
-// and a data set), starts data-api and its peers (raw node:http, bare Fastify + postgres.js, the
-// lesson's FastAPI app) one at a time on the same database and core, loads them with autocannon
-// from another process and core, checks the lesson's claims, and writes the results as JSON, a
-// Markdown block in BENCHMARKS.md and SVG charts.
+// The benchmark suite (`npm run bench`): builds the world it measures (an embedded PostgreSQL with
+// seeded users, orders and a data set), starts data-api and its peers (raw node:http, bare Fastify +
+// postgres.js, the lesson's FastAPI app) one at a time on the same database and core, loads them
+// with autocannon from another process and core, checks the lesson's claims, and writes the results
+// as JSON, a Markdown block in BENCHMARKS.md and SVG charts.
+//   node bench/suite.ts [--quick] [--only TEXT] [--no-fastapi]
 import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { pino } from 'pino'
-import { loadConfig } from '../config.ts'
-import { importDemoDataset } from '../routes/datasets/sample.ts'
-import { createConfiguredDatasetService } from '../routes/datasets/service.ts'
-import { ensureDatabase } from '../db/database.ts'
-import { startEmbeddedPostgres } from '../db/embedded-postgres.ts'
-import { migrate } from '../db/migrate.ts'
-import { createSql } from '../db/pool.ts'
-import { seedUsersAndOrders } from '../routes/users/seed.ts'
-import { startJobQueue } from '../jobs/queue.ts'
+import { loadConfig } from '../src/config.ts'
+import { importDemoDataset } from '../src/routes/datasets/sample.ts'
+import { ensureDatabase } from '../src/db/database.ts'
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
+import { openResources } from '../src/resources.ts'
+import { hasTaskset, PROJECT_ROOT, spawnServer, type RunningServer } from '../tools/processes.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
+import { runLoad } from './load.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
 import { describeMachine, type BenchResults, type LessonClaim, type LoadRun, type LoadSummary, type ServerName, type TargetCheck, type ThroughputScenario } from './results.ts'
-import { describePinning, PROJECT_ROOT, runLoad, spawnServer, type RunningServer } from './servers.ts'
 import { median, percentile } from './statistics.ts'
 
 export interface BenchOptions {
@@ -55,6 +54,12 @@ const SCENARIOS: ScenarioSpec[] = [
   { name: 'GET /datasets/{id}', group: 'data api', connections: 50, path: { 'data-api': '/datasets/1', 'FastAPI (shared pool)': '/datasets/1' } },
   { name: 'rows page', group: 'data api', connections: 50, path: { 'data-api': '/datasets/1/rows?limit=100' } },
 ]
+
+async function describePinning (serverCpu: number, loadCpu: number): Promise<string> {
+  return await hasTaskset()
+    ? `server on CPU ${serverCpu}, load generator on CPU ${loadCpu} (taskset); PostgreSQL unpinned`
+    : 'not pinned (taskset unavailable)'
+}
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`
 
@@ -107,20 +112,20 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
   process.once('SIGTERM', interrupted)
   try {
     const databaseUrl = await ensureDatabase(postgres.url, 'bench')
-    const sql = createSql(databaseUrl, { max: 2 })
-    await migrate(sql)
     const users = options.users ?? 10_000
     log(`seeding ${users} users × 10 orders and the demo data set…`)
-    await seedUsersAndOrders(sql, { users, ordersPerUser: 10 })
-    const config = loadConfig({ LOG_LEVEL: 'warn' })
-    const jobs = await startJobQueue(databaseUrl, config, quiet)
-    const datasets = createConfiguredDatasetService(config, { sql, jobs })
-    await sql.begin(async (tx) => { await importDemoDataset(tx, datasets) })
-    await jobs.stop(1000)
-    // Fresh rows trigger autovacuum and autoanalyze; done now, they do not run into a measurement.
-    await sql`vacuum analyze`
-    const [{ version }] = await sql<[{ version: string }]>`select current_setting('server_version') as version`
-    await sql.end()
+    // The service's own resources (resources.ts) migrate the database; the world is seeded on them.
+    const world = await openResources(loadConfig({ LOG_LEVEL: 'warn', DATABASE_URL: databaseUrl }), quiet, { worker: false, databaseOptions: { max: 2 } })
+    let version: string
+    try {
+      await seedUsersAndOrders(world.sql, { users, ordersPerUser: 10 })
+      await world.sql.begin(async (tx) => { await importDemoDataset(tx, world.datasets) })
+      // Fresh rows trigger autovacuum and autoanalyze; done now, they do not run into a measurement.
+      await world.sql`vacuum analyze`
+      version = (await world.sql<[{ version: string }]>`select current_setting('server_version') as version`)[0].version
+    } finally {
+      await world.close()
+    }
 
     const python = wanted.has('FastAPI (shared pool)') || wanted.has('FastAPI (pool per request)')
       ? await ensureFastapiVenv(path.join(PROJECT_ROOT, '.cache'), log)
@@ -323,11 +328,45 @@ async function writeResults (results: BenchResults, outDir: string, benchmarksFi
   await fs.mkdir(path.join(outDir, 'charts'), { recursive: true })
   const json = path.join(outDir, 'results', `${stamp}.json`)
   await fs.writeFile(json, JSON.stringify(results, null, 2) + '\n')
-  for (const { name, svg } of renderCharts(results)) await fs.writeFile(path.join(outDir, 'charts', name), svg)
+  for (const { name, svg } of await renderCharts(results)) await fs.writeFile(path.join(outDir, 'charts', name), svg)
   log(`results: ${json}; charts: ${path.join(outDir, 'charts')}`)
   if (benchmarksFile !== null) {
     const existing = await fs.readFile(benchmarksFile, 'utf8').catch(() => '')
     await fs.writeFile(benchmarksFile, updateBenchmarksFile(existing, renderMarkdown(results)))
     log(`updated ${benchmarksFile}`)
+  }
+}
+
+const USAGE = `Usage: npm run bench -- [--quick] [--only TEXT] [--no-fastapi]
+
+Measures data-api against raw node:http, bare Fastify + postgres.js and the lesson's FastAPI app,
+checks the lesson's claims; writes bench/results/*.json, bench/charts/*.svg and BENCHMARKS.md.
+
+  --quick        short runs (under 5 minutes on 2 cores)
+  --only TEXT    only the scenarios and claims whose name contains TEXT
+  --no-fastapi   leave out the FastAPI peer (no Python virtual environment needed)
+  -h, --help     this text`
+
+if (import.meta.main) {
+  let values
+  try {
+    ({ values } = parseArgs({
+      allowNegative: true,
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        fastapi: { type: 'boolean', default: true },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }))
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
+  if (values.help) {
+    console.log(USAGE)
+  } else {
+    const servers = values.fastapi ? undefined : (['data-api', 'raw node:http', 'bare Fastify + postgres.js'] as const)
+    await runBench({ quick: values.quick, only: values.only, servers })
   }
 }

@@ -3,10 +3,10 @@
 // 1/rate seconds one request leaves whether or not earlier ones have answered, so a slower server
 // shows as higher latency rather than as fewer requests. Each window it prints one JSON line of
 // per-route latencies and statuses; the parent adds the server's memory.
-//   node src/bench/soak-load.ts '{"url":"http://127.0.0.1:8000","rate":100,"windowSeconds":30,"windows":10,…}'
+//   node bench/soak-load.ts '{"url":"http://127.0.0.1:8000","rate":100,"windowSeconds":30,"windows":10,…}'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
-import { generator } from '../lib/sample-data.ts'
+import { generator } from '../src/lib/sample-data.ts'
 import { percentile } from './statistics.ts'
 
 export interface SoakLoadOptions {

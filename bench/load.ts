@@ -1,8 +1,11 @@
 // The load generator, run as a process of its own (pinned to its own core when possible) so that
 // it never competes with the server inside one event loop: autocannon against one URL, the result
-// printed as one JSON line.
-//   node src/bench/load.ts '{"url":"http://127.0.0.1:8000/healthz","connections":50,"durationSeconds":10}'
+// printed as one JSON line. runLoad() starts that process and reads the line.
+//   node bench/load.ts '{"url":"http://127.0.0.1:8000/healthz","connections":50,"durationSeconds":10}'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import autocannon from 'autocannon'
+import { pinned } from '../tools/processes.ts'
 import type { LoadRun } from './results.ts'
 
 export interface LoadOptions { url: string, connections: number, durationSeconds: number }
@@ -18,6 +21,13 @@ export async function measureLoad ({ url, connections, durationSeconds }: LoadOp
     non2xx: result.non2xx,
     statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0])),
   }
+}
+
+/** One autocannon run in a child process on `cpu`. */
+export async function runLoad (options: LoadOptions, cpu: number | undefined): Promise<LoadRun> {
+  const [command, args] = await pinned(cpu, process.execPath, [import.meta.filename, JSON.stringify(options)])
+  const { stdout } = await promisify(execFile)(command, args, { maxBuffer: 1024 * 1024 })
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadRun
 }
 
 if (import.meta.main) {

@@ -1,9 +1,14 @@
 // The report writer of the benchmark suite: a BenchResults becomes the Markdown block of
-// BENCHMARKS.md and a few SVG bar charts. Everything here is a pure function of the results: no
-// clock, no locale (toLocaleString would depend on the machine's ICU data), no randomness, so
-// re-rendering a stored run gives byte-identical files and no spurious diff. The charts are
-// hand-written SVG: a handful of rects and texts do not need a chart library.
+// BENCHMARKS.md and a few SVG bar charts (Vega-Lite specs, rendered by vega-svg.ts). Everything
+// here is a pure function of the results: no clock, no locale (toLocaleString would depend on the
+// machine's ICU data), no randomness, so re-rendering a stored run gives byte-identical files and
+// no spurious diff.
+//   node bench/report.ts bench/results/<time>.json    re-renders bench/charts/ from a stored run
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import type { TopLevelSpec } from 'vega-lite'
 import type { BenchResults, LoadSummary, ServerName, ThroughputScenario } from './results.ts'
+import { footerSpec, GRID, INK, MUTED, renderVegaLite, TICK_LABEL } from './vega-svg.ts'
 
 /**
  * One fixed color per server, in the order servers appear in tables, bars and legends, so a server
@@ -210,217 +215,126 @@ export function renderMarkdown (results: BenchResults): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SVG
+// Charts: Vega-Lite specs of the results, rendered to SVG (vega-svg.ts)
 
-const PAD = 16
-const MIN_WIDTH = 760
-const MIN_PLOT_WIDTH = 320
-const BAR_HEIGHT = 18
-const BAR_GAP = 6
-const BAND_GAP = 14
-export const INK = '#1f2328'
-export const MUTED = '#59636e'
-export const GRID = '#d1d9e0'
-/** Fill opacities of the p99, p90 and p50 bars drawn over one another (p50 solid, in front). */
-const SHADES: ReadonlyArray<{ label: string, opacity: number }> = [
-  { label: 'p50', opacity: 1 },
-  { label: 'p90', opacity: 0.6 },
-  { label: 'p99', opacity: 0.3 },
-]
-
-/** XML text and attribute values. Characters XML 1.0 forbids are dropped, lone surrogates replaced. */
-export function xml (text: string): string {
-  let clean = ''
-  for (const ch of text.toWellFormed()) {
-    const code = ch.codePointAt(0) ?? 0
-    if (code >= 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) clean += ch
-  }
-  return clean.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;')
-}
-
-/** Coordinates with one decimal at most: readable, and no float noise such as 120.00000000000001. */
-export function px (n: number): string {
-  return String(Math.round(n * 10) / 10)
-}
-
-/** A rough width of text in system-ui: no font metrics without a browser, so err on the wide side. */
-export function textWidth (text: string, size: number): number {
-  return text.length * size * 0.6
-}
-
-/** 0, step, 2 step, … up to the first multiple of a 1-2-2.5-5 step at or above max (about 5 ticks). */
-export function niceTicks (max: number): number[] {
-  if (!Number.isFinite(max) || max <= 0) return [0, 1]
-  const rough = max / 5
-  const magnitude = 10 ** Math.floor(Math.log10(rough))
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * magnitude).find((s) => s >= rough) ?? 10 * magnitude
-  const count = Math.ceil(max / step - 1e-9)
-  return Array.from({ length: count + 1 }, (_, i) => Number((i * step).toPrecision(12)))
-}
-
-/** Axis ticks: 25000 → '25k', 2.5 → '2.5'. */
-export function formatTick (n: number): string {
-  return n >= 1000 ? `${Number((n / 1000).toPrecision(6))}k` : String(Number(n.toPrecision(6)))
-}
-
-/** Greedy word wrap by estimated width, for the footer. */
-export function wrap (text: string, size: number, maxWidth: number): string[] {
-  const lines: string[] = []
-  let line = ''
-  for (const word of text.split(' ')) {
-    const candidate = line === '' ? word : `${line} ${word}`
-    if (line !== '' && textWidth(candidate, size) > maxWidth) {
-      lines.push(line)
-      line = word
-    } else {
-      line = candidate
-    }
-  }
-  if (line !== '') lines.push(line)
-  return lines
-}
-
-interface Bar {
-  server: ServerName
-  /** One value (req/s), or p50, p90, p99 drawn over one another. */
-  values: number[]
-  label: string
-  tooltip: string
-}
-interface Band { title: string, detail: string, bars: Bar[] }
-interface ChartSpec {
+/** The chart of one group of scenarios: one band per scenario, one bar per server in it. */
+interface BarChart {
   title: string
   subtitle: string
   note: string
-  axisLabel: string
-  bands: Band[]
+  axisTitle: string
+  scenarios: ThroughputScenario[]
   latency: boolean
 }
 
+/** The run and the machine, under every chart, so that a chart copied alone still says what it measured. */
 function footerText (results: BenchResults): string {
   const m = results.machine
   return `data-api bench, ${formatTimestamp(results.startedAt)}, ${results.quick ? 'quick' : 'full'} run · ${m.cpus} × ${m.cpuModel}, ${formatShort(m.memoryGiB)} GiB · Node ${m.node} · PostgreSQL ${m.postgres} · ${m.pinned}`
 }
 
-function renderBarChart (chart: ChartSpec, results: BenchResults): string {
-  const bars = chart.bands.flatMap((band) => band.bars)
-  const servers = SERVER_ORDER.filter((server) => bars.some((bar) => bar.server === server))
-  const nameWidth = Math.max(...servers.map((server) => textWidth(server, 12)))
-  const valueWidth = Math.max(...bars.map((bar) => textWidth(bar.label, 11)))
-  const width = Math.ceil(Math.max(MIN_WIDTH, PAD + nameWidth + 10 + MIN_PLOT_WIDTH + 8 + valueWidth + PAD))
-  const plotLeft = PAD + nameWidth + 10
-  const plotRight = width - PAD - valueWidth - 8
-  const ticks = niceTicks(Math.max(0, ...bars.flatMap((bar) => bar.values.filter(Number.isFinite))))
-  const axisMax = ticks[ticks.length - 1] ?? 1
-  const x = (value: number): number => plotLeft + (Math.max(0, value) / axisMax) * (plotRight - plotLeft)
-
-  const out: string[] = []
-  out.push(`<text x="${PAD}" y="32" class="title">${xml(chart.title)}</text>`)
-  out.push(`<text x="${PAD}" y="52" class="muted">${xml(chart.subtitle)}</text>`)
-  out.push(`<text x="${PAD}" y="70" class="note">${xml(chart.note)}</text>`)
-
-  // Legend: the servers of this chart (in their fixed colors), then for latency the three shades.
-  const legend: Array<{ label: string, color: string, opacity: number }> = servers.map((server) => ({ label: server, color: SERVER_COLORS[server], opacity: 1 }))
-  if (chart.latency) legend.push(...SHADES.map((shade) => ({ label: shade.label, color: MUTED, opacity: shade.opacity })))
-  let legendX = PAD
-  let legendY = 84
-  for (const item of legend) {
-    const itemWidth = 12 + 6 + textWidth(item.label, 12) + 16
-    if (legendX > PAD && legendX + itemWidth > width - PAD) {
-      legendX = PAD
-      legendY += 20
-    }
-    out.push(`<rect x="${px(legendX)}" y="${legendY}" width="12" height="12" rx="2" fill="${item.color}"${item.opacity < 1 ? ` fill-opacity="${item.opacity}"` : ''}/>`)
-    out.push(`<text x="${px(legendX + 18)}" y="${legendY + 10}">${xml(item.label)}</text>`)
-    legendX += itemWidth
-  }
-
-  const plotTop = legendY + 12 + 22
-  const body: string[] = []
-  // The vertical extent of each band's bars: grid lines stop there instead of crossing the band titles.
-  const spans: Array<[number, number]> = []
-  let y = plotTop
-  for (const band of chart.bands) {
-    body.push(`<text x="${PAD}" y="${px(y + 12)}"><tspan class="band">${xml(band.title)}</tspan><tspan class="muted" dx="8">${xml(band.detail)}</tspan></text>`)
-    y += 22
-    spans.push([y - 3, y + band.bars.length * (BAR_HEIGHT + BAR_GAP) - BAR_GAP + 3])
-    for (const bar of band.bars) {
-      const color = SERVER_COLORS[bar.server]
-      const middle = y + BAR_HEIGHT / 2
-      body.push(`<text x="${px(plotLeft - 8)}" y="${px(middle + 4)}" text-anchor="end">${xml(bar.server)}</text>`)
-      // Largest first, so with latency the p50 bar is drawn in front of p90 and p99.
-      const drawn = bar.values.map((value, i) => ({ value, opacity: SHADES[i]?.opacity ?? 1 }))
-        .sort((a, b) => b.value - a.value)
-      for (const { value, opacity } of drawn) {
-        const barWidth = Number.isFinite(value) ? x(value) - plotLeft : 0
-        body.push(`<rect x="${px(plotLeft)}" y="${px(y)}" width="${px(barWidth)}" height="${BAR_HEIGHT}" rx="2" fill="${color}"${opacity < 1 ? ` fill-opacity="${opacity}"` : ''}><title>${xml(bar.tooltip)}</title></rect>`)
-      }
-      const end = x(Math.max(0, ...bar.values.filter(Number.isFinite)))
-      body.push(`<text x="${px(end + 6)}" y="${px(middle + 4)}" class="value">${xml(bar.label)}</text>`)
-      y += BAR_HEIGHT + BAR_GAP
-    }
-    y += BAND_GAP - BAR_GAP
-  }
-  const plotBottom = y
-
-  // Grid and axis first, so the bars are drawn over them.
-  for (const tick of ticks) {
-    const tickX = px(x(tick))
-    for (const [top, bottom] of spans) {
-      out.push(`<line x1="${tickX}" y1="${px(top)}" x2="${tickX}" y2="${px(bottom)}" stroke="${tick === 0 ? MUTED : GRID}" stroke-width="1"/>`)
-    }
-    out.push(`<text x="${tickX}" y="${px(plotBottom + 14)}" text-anchor="middle" class="tick">${xml(formatTick(tick))}</text>`)
-  }
-  out.push(`<text x="${px((plotLeft + plotRight) / 2)}" y="${px(plotBottom + 32)}" text-anchor="middle" class="muted">${xml(chart.axisLabel)}</text>`)
-  out.push(...body)
-
-  let footerY = plotBottom + 56
-  for (const line of wrap(footerText(results), 11, width - 2 * PAD)) {
-    out.push(`<text x="${PAD}" y="${px(footerY)}" class="tick">${xml(line)}</text>`)
-    footerY += 14
-  }
-  const height = Math.ceil(footerY - 14 + PAD)
-
-  return svgDocument({ width, height, label: `${chart.title}: ${chart.subtitle}`, title: chart.title, body: out })
+/** The band's title: the scenario, its path and its connections. */
+function bandTitle (scenario: ThroughputScenario): string {
+  return `${scenario.name} · ${scenario.path} · ${scenario.connections} connections`
 }
 
-/** A whole chart: the SVG root, title, the shared text styles and an opaque background around `body`. */
-export function svgDocument ({ width, height, label, title, body }: { width: number, height: number, label: string, title: string, body: string[] }): string {
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${xml(label)}">`,
-    `<title>${xml(title)}</title>`,
-    '<style>',
-    `text { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; font-size: 12px; fill: ${INK} }`,
-    '.title { font-size: 17px; font-weight: 600 }',
-    '.band { font-size: 13px; font-weight: 600 }',
-    `.muted { fill: ${MUTED} }`,
-    `.note { fill: ${MUTED}; font-style: italic }`,
-    '.value { font-size: 11px; font-variant-numeric: tabular-nums }',
-    `.tick { font-size: 11px; fill: ${MUTED} }`,
-    '</style>',
-    // An opaque background: on a dark page (GitHub's dark theme) dark text on transparent vanishes.
-    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    ...body,
-    '</svg>',
-    '',
-  ].join('\n')
-}
-
-function bandOf (scenario: ThroughputScenario, latency: boolean): Band {
-  const bars = serversOf(scenario).map(([server, summary]): Bar => {
+function barChartSpec (chart: BarChart, results: BenchResults): TopLevelSpec {
+  const rows = chart.scenarios.flatMap((scenario) => serversOf(scenario).map(([server, summary]) => {
     const { median } = summary
-    if (latency) {
-      const label = `p50 ${formatMs(median.p50)} · p90 ${formatMs(median.p90)} · p99 ${formatMs(median.p99)} ms`
-      return { server, values: [median.p50, median.p90, median.p99], label, tooltip: `${server}, ${scenario.name}: ${label}` }
-    }
+    const label = chart.latency
+      ? `p50 ${formatMs(median.p50)} · p90 ${formatMs(median.p90)} · p99 ${formatMs(median.p99)} ms`
+      : formatInt(median.rps)
+    const description = chart.latency
+      ? `${server}, ${scenario.name}: ${label}`
+      : `${server}, ${scenario.name}: ${formatInt(median.rps)} req/s (runs ${formatInt(summary.rpsMin)}–${formatInt(summary.rpsMax)})`
+    const values = chart.latency ? [median.p50, median.p90, median.p99] : [median.rps]
     return {
+      band: bandTitle(scenario),
       server,
-      values: [median.rps],
-      label: formatInt(median.rps),
-      tooltip: `${server}, ${scenario.name}: ${formatInt(median.rps)} req/s (runs ${formatInt(summary.rpsMin)}–${formatInt(summary.rpsMax)})`,
+      rps: median.rps,
+      p50: median.p50,
+      p90: median.p90,
+      p99: median.p99,
+      end: Math.max(0, ...values.filter(Number.isFinite)),
+      label,
+      description,
     }
-  })
-  return { title: scenario.name, detail: `${scenario.path} · ${scenario.connections} connections`, bars }
+  }))
+  const servers = SERVER_ORDER.filter((server) => rows.some((row) => row.server === server))
+  const y = { field: 'server', type: 'nominal', sort: servers, title: null, axis: { labelColor: INK, labelFontSize: 12, ticks: false, domain: false, labelPadding: 8 } } as const
+  const color = {
+    field: 'server',
+    type: 'nominal',
+    scale: { domain: servers, range: servers.map((server) => SERVER_COLORS[server]) },
+    legend: { title: null, orient: 'top', direction: 'horizontal', columns: 4, symbolType: 'square', offset: 16 },
+  } as const
+  const x = { type: 'quantitative', title: chart.axisTitle, scale: { zero: true, nice: true }, axis: { labelExpr: TICK_LABEL, tickCount: 5, gridColor: GRID } } as const
+  const bars = chart.latency
+    ? {
+        // p99, p90, p50 drawn over one another in that order, so the solid p50 bar is in front.
+        transform: [{ fold: ['p99', 'p90', 'p50'], as: ['percentile', 'ms'] }],
+        mark: { type: 'bar', cornerRadius: 2, height: 18 },
+        encoding: {
+          y,
+          x: { ...x, field: 'ms', stack: null },
+          color,
+          opacity: { field: 'percentile', type: 'ordinal', sort: ['p50', 'p90', 'p99'], scale: { type: 'ordinal', domain: ['p50', 'p90', 'p99'], range: [1, 0.6, 0.3] }, legend: { title: null, orient: 'top', direction: 'horizontal', symbolType: 'square', symbolFillColor: MUTED, offset: 16 } },
+          description: { field: 'description' },
+        },
+      }
+    : {
+        mark: { type: 'bar', cornerRadius: 2, height: 18 },
+        encoding: { y, x: { ...x, field: 'rps', stack: null }, color, description: { field: 'description' } },
+      }
+  const values = {
+    mark: { type: 'text', align: 'left', baseline: 'middle', dx: 6, fontSize: 11, color: INK },
+    encoding: { y, x: { field: 'end', type: 'quantitative' }, text: { field: 'label' }, description: { field: 'description' } },
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: chart.title, subtitle: [chart.subtitle, chart.note], offset: 14 },
+    vconcat: [
+      {
+        data: { values: rows },
+        facet: {
+          row: {
+            field: 'band',
+            type: 'nominal',
+            sort: chart.scenarios.map(bandTitle),
+            title: null,
+            header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelAlign: 'left', labelBaseline: 'top', labelPadding: 4, labelLimit: 0 },
+          },
+        },
+        spacing: 14,
+        spec: { width: 400, height: { step: 24 }, layer: [bars, values] },
+        resolve: { scale: { y: 'independent' } },
+      },
+      footerSpec(footerText(results)),
+    ],
+    spacing: 18,
+  } as TopLevelSpec
+}
+
+async function throughputChart (title: string, scenarios: ThroughputScenario[], results: BenchResults): Promise<string> {
+  return await renderVegaLite(barChartSpec({
+    title,
+    subtitle: `Requests per second, median of ${describeRuns(scenarios)}`,
+    note: 'higher is better',
+    axisTitle: 'requests per second',
+    scenarios,
+    latency: false,
+  }, results))
+}
+
+async function latencyChart (title: string, scenarios: ThroughputScenario[], results: BenchResults): Promise<string> {
+  return await renderVegaLite(barChartSpec({
+    title,
+    subtitle: `Latency in ms of the median run (${describeRuns(scenarios)}): p50 solid, p90 and p99 lighter`,
+    note: 'lower is better',
+    axisTitle: 'milliseconds',
+    scenarios,
+    latency: true,
+  }, results))
 }
 
 /** A file-name-safe group: 'data api' → 'data-api'. */
@@ -428,29 +342,7 @@ function slug (text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'other'
 }
 
-function throughputChart (title: string, scenarios: ThroughputScenario[], results: BenchResults): string {
-  return renderBarChart({
-    title,
-    subtitle: `Requests per second, median of ${describeRuns(scenarios)}`,
-    note: 'higher is better',
-    axisLabel: 'requests per second',
-    bands: scenarios.map((scenario) => bandOf(scenario, false)),
-    latency: false,
-  }, results)
-}
-
-function latencyChart (title: string, scenarios: ThroughputScenario[], results: BenchResults): string {
-  return renderBarChart({
-    title,
-    subtitle: `Latency in ms of the median run (${describeRuns(scenarios)}): p50 solid, p90 and p99 lighter`,
-    note: 'lower is better',
-    axisLabel: 'milliseconds',
-    bands: scenarios.map((scenario) => bandOf(scenario, true)),
-    latency: true,
-  }, results)
-}
-
-export function renderCharts (results: BenchResults): Array<{ name: string, svg: string }> {
+export async function renderCharts (results: BenchResults): Promise<Array<{ name: string, svg: string }>> {
   const measured = results.throughput.filter((scenario) => serversOf(scenario).length > 0)
   const charts: Array<{ name: string, svg: string }> = []
 
@@ -458,7 +350,7 @@ export function renderCharts (results: BenchResults): Array<{ name: string, svg:
   const headline = ['hello JSON', 'GET /users']
     .map((name) => measured.find((scenario) => scenario.name === name))
     .filter((scenario) => scenario !== undefined)
-  if (headline.length > 0) charts.push({ name: 'headline.svg', svg: throughputChart('data-api and its peers: requests per second', headline, results) })
+  if (headline.length > 0) charts.push({ name: 'headline.svg', svg: await throughputChart('data-api and its peers: requests per second', headline, results) })
 
   // Groups in order of first appearance; two groups with the same slug would overwrite each
   // other's files, so they share one chart.
@@ -470,8 +362,8 @@ export function renderCharts (results: BenchResults): Array<{ name: string, svg:
     groups.set(key, group)
   }
   for (const [key, group] of groups) {
-    charts.push({ name: `throughput-${key}.svg`, svg: throughputChart(`Throughput: ${group.label}`, group.scenarios, results) })
-    charts.push({ name: `latency-${key}.svg`, svg: latencyChart(`Latency: ${group.label}`, group.scenarios, results) })
+    charts.push({ name: `throughput-${key}.svg`, svg: await throughputChart(`Throughput: ${group.label}`, group.scenarios, results) })
+    charts.push({ name: `latency-${key}.svg`, svg: await latencyChart(`Latency: ${group.label}`, group.scenarios, results) })
   }
   return charts
 }
@@ -496,4 +388,17 @@ export function updateBenchmarksFile (existing: string, block: string): string {
   if (start === -1 || end === -1) throw new Error(`BENCHMARKS.md has an unpaired bench marker: expected ${START_MARKER} followed by ${END_MARKER}`)
   // Slices, not String.replace: a `$&` or `$1` in the block must stay literal.
   return existing.slice(0, start + START_MARKER.length) + inner + existing.slice(end)
+}
+
+if (import.meta.main) {
+  // Re-renders the charts of a stored run into bench/charts/ (or the directory given second).
+  const [file, outDir = path.join(import.meta.dirname, 'charts')] = process.argv.slice(2)
+  if (file === undefined) {
+    console.error('usage: node bench/report.ts bench/results/<time>.json [charts directory]')
+    process.exit(2)
+  }
+  const results = JSON.parse(await fs.readFile(file, 'utf8')) as BenchResults
+  await fs.mkdir(outDir, { recursive: true })
+  for (const { name, svg } of await renderCharts(results)) await fs.writeFile(path.join(outDir, name), svg)
+  console.log(`charts of ${file} written to ${outDir}`)
 }
