@@ -42,11 +42,11 @@ try {
   let finished: () => void = () => {}
   const allDone = new Promise<void>((resolve) => { finished = resolve })
   const started = performance.now()
-  await jobs.work({ send_welcome_email: async () => { if (++done === jobCount) finished() } }, { default: config.WORKER_CONCURRENCY })
+  await jobs.work({ send_welcome_email: async () => { if (++done === jobCount) finished() } }, { default: config.jobs.workerConcurrency })
   await allDone
   const jobSeconds = (performance.now() - started) / 1000
   await jobs.stop(1000)
-  console.log(`no-op jobs: ${jobCount} in ${jobSeconds.toFixed(2)} s = ${(jobCount / jobSeconds).toFixed(0)} jobs/s (WORKER_CONCURRENCY=${config.WORKER_CONCURRENCY}, one worker)`)
+  console.log(`no-op jobs: ${jobCount} in ${jobSeconds.toFixed(2)} s = ${(jobCount / jobSeconds).toFixed(0)} jobs/s (WORKER_CONCURRENCY=${config.jobs.workerConcurrency}, one worker)`)
   await sql.end()
 
   // 2. POST /register against the real server in its own process.

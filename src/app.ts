@@ -71,11 +71,11 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     },
     ajv: { customOptions: { removeAdditional: false } },
     clientErrorHandler: answerClientError,
-    trustProxy: config.TRUST_PROXY ?? false,
+    trustProxy: config.http.trustProxy.length === 0 ? false : config.http.trustProxy,
     bodyLimit: BODY_LIMIT_BYTES,
-    http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, config.HEADERS_TIMEOUT_MS) },
-    requestTimeout: config.REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, config.http.headersTimeoutMs) },
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
     // The router's own errors (an undecodable URL, a path parameter over 100 characters) come
     // before any route and bypass setErrorHandler; they are bad input like any other.
     frameworkErrors: (error, request, untypedReply) => {
@@ -87,7 +87,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addSchema(ProblemSchema)
-  const watchdog = createLoopWatchdog({ thresholdMs: config.EVENT_LOOP_BLOCK_WARN_MS, log: deps.logger })
+  const watchdog = createLoopWatchdog({ thresholdMs: config.overload.eventLoopBlockWarnMs, log: deps.logger })
   // Compiling every route's schemas blocks the loop before the app is ready: start-up, not a block
   // any request suffers. The watch starts once that is done.
   app.addHook('onReady', async () => { watchdog.start() })
@@ -128,8 +128,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
   app.setNotFoundHandler(async (request, reply) => { throw routeMiss(request, reply) })
 
-  if (config.CORS_ORIGINS !== undefined) {
-    const origins = config.CORS_ORIGINS.split(',').map((origin) => origin.trim())
+  const origins = config.http.corsOrigins
+  if (origins.length > 0) {
     await app.register(cors, {
       origin: origins.includes('*') ? '*' : origins,
       methods: ['GET', 'HEAD', 'POST', 'DELETE'],
@@ -140,11 +140,11 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   }
   await app.register(overload, {
     inFlight: watchdog.inFlight,
-    concurrencyLimit: config.CONCURRENCY_LIMIT,
-    maxEventLoopDelayMs: config.OVERLOAD_EVENT_LOOP_DELAY_MS,
-    maxHeapUsedPercent: config.OVERLOAD_HEAP_USED_PERCENT,
+    concurrencyLimit: config.overload.concurrencyLimit,
+    maxEventLoopDelayMs: config.overload.eventLoopDelayMs,
+    maxHeapUsedPercent: config.overload.heapUsedPercent,
   })
-  await app.register(rateLimits, { writesPerMinute: config.RATE_LIMIT_WRITES, computePerMinute: config.RATE_LIMIT_COMPUTE })
+  await app.register(rateLimits, config.rateLimits)
   await app.register(openApi)
   const requireKey = requireApiKey(createApiKeysRepository(deps.sql))
   await app.register(metrics, {
@@ -154,18 +154,18 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     upstreams: deps.upstreams,
     datasets: deps.datasets,
     // What data sets exist is as private as the data sets themselves.
-    requireKey: config.REQUIRE_KEY_FOR_READS ? requireKey : undefined,
+    requireKey: config.datasets.requireKeyForReads ? requireKey : undefined,
   })
-  await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.READY_TIMEOUT_MS })
+  await app.register(healthRoutes, { sql: deps.sql, catalog: deps.catalog, readyTimeoutMs: config.readyTimeoutMs })
   await app.register(problemRoutes)
   const users = createUsersRepository(deps.sql)
   await app.register(userRoutes, { users })
-  await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.DASHBOARD_PART_TIMEOUT_MS, poolSize: config.DATABASE_POOL_MAX })
+  await app.register(dashboardRoutes, { sql: deps.sql, users, partTimeoutMs: config.dashboard.partTimeoutMs, poolSize: config.database.poolMax })
   await app.register(waitRoutes, { compute: deps.compute })
   await app.register(registrationRoutes, { registrations: createRegistrationsRepository(deps.sql, deps.jobs) })
-  await app.register(datasetRoutes, { datasets: deps.datasets, requireKey, requireKeyForReads: config.REQUIRE_KEY_FOR_READS, maxBytes: config.DATASET_MAX_BYTES })
-  await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.UPSTREAM_TIMEOUT_MS, dataTimeoutMs: config.DATA_TIMEOUT_MS })
-  if (config.UPSTREAM_URLS === undefined && config.SAMPLE_UPSTREAMS) {
+  await app.register(datasetRoutes, { datasets: deps.datasets, requireKey, requireKeyForReads: config.datasets.requireKeyForReads, maxBytes: config.datasets.maxBytes })
+  await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.upstreams.timeoutMs, dataTimeoutMs: config.upstreams.dataTimeoutMs })
+  if (config.upstreams.urls === undefined && config.upstreams.sample) {
     await app.register(sampleRoutes)
     // The samples are called over real HTTP, so their origin is wherever this server listens.
     app.addHook('onListen', async () => { deps.upstreams.bindSelf(app.server.address() as AddressInfo) })

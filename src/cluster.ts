@@ -62,7 +62,7 @@ async function runPrimary (config: Config, logger: Logger, options: ClusterOptio
     isStopping = true
     await starting.catch(() => {})
     await resources.disposeAsync()
-  }, logger, config.SHUTDOWN_GRACE_MS)
+  }, logger, config.shutdownGraceMs)
 
   starting = (async () => {
     try {
@@ -94,7 +94,7 @@ async function runPrimary (config: Config, logger: Logger, options: ClusterOptio
  * under load.
  */
 async function openSharedResources (config: Config, logger: Logger, workers: number): Promise<Resources> {
-  const needed = workers * (config.DATABASE_POOL_MAX + JOB_QUEUE_CONNECTIONS) + 1 + JOB_QUEUE_CONNECTIONS
+  const needed = workers * (config.database.poolMax + JOB_QUEUE_CONNECTIONS) + 1 + JOB_QUEUE_CONNECTIONS
   const sized = needed + CONNECTION_HEADROOM
   const database = await openDatabase(config, logger, {
     max: 1,
@@ -103,7 +103,7 @@ async function openSharedResources (config: Config, logger: Logger, workers: num
   try {
     const [{ allowed }] = await database.sql<[{ allowed: number }]>`select current_setting('max_connections')::int as allowed`
     if (needed > allowed) {
-      throw new Error(`--processes ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.DATABASE_POOL_MAX} + ${JOB_QUEUE_CONNECTIONS} for the job queue) + this process's ${1 + JOB_QUEUE_CONNECTIONS}), but the server allows ${allowed} (max_connections). Lower --processes or DATABASE_POOL_MAX, or raise max_connections.`)
+      throw new Error(`--processes ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.database.poolMax} + ${JOB_QUEUE_CONNECTIONS} for the job queue) + this process's ${1 + JOB_QUEUE_CONNECTIONS}), but the server allows ${allowed} (max_connections). Lower --processes or DATABASE_POOL_MAX, or raise max_connections.`)
     }
   } catch (error) {
     await database.close()
@@ -168,7 +168,7 @@ function superviseWorkers (count: number, env: Record<string, string>, config: C
       isStopping = true
       // Each worker's own shutdown (exitOnSignal) may take SHUTDOWN_GRACE_MS and closing its pools;
       // this stays inside the primary's own hard deadline (grace + 40 s), leaving time for PostgreSQL.
-      const steps = [['SIGTERM', config.SHUTDOWN_GRACE_MS + 30_000], ['SIGKILL', 5_000]] as const
+      const steps = [['SIGTERM', config.shutdownGraceMs + 30_000], ['SIGKILL', 5_000]] as const
       await Promise.all(Object.values(cluster.workers ?? {}).map(async (worker) => {
         if (worker !== undefined) await stopProcess(worker.process, steps)
       }))
@@ -186,7 +186,7 @@ async function runWorker (config: Config, logger: Logger, options: ClusterOption
     logger.fatal({ err: error }, `worker could not start: ${(error as Error).message}`)
     process.exit(1)
   }
-  exitOnSignal(server.close, logger, config.SHUTDOWN_GRACE_MS)
+  exitOnSignal(server.close, logger, config.shutdownGraceMs)
   logger.info({ url: server.url }, 'worker listening')
   process.send?.({ type: LISTENING, url: server.url } satisfies ListeningMessage)
 }

@@ -1,13 +1,15 @@
-// Configuration: parsed once from the environment against one schema, typed, with defaults.
-// Nothing else in the code base reads process.env. A bad value is refused at start with one line
-// naming the variable, so a typo never becomes a silent default.
+// Configuration: the environment (and .env) validated once against one schema of flat variables,
+// typed, with defaults, then returned nested by area with its lists parsed (`config.upstreams.urls`
+// is a URL[]): no module re-parses a variable, and a bad one is refused before anything starts,
+// with one line naming it, so a typo never becomes a silent default. Nothing else reads process.env.
 import { availableParallelism } from 'node:os'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
-export const ConfigSchema = Type.Object({
+/** Every variable: its type, default and description (the README documents each; a test checks). */
+export const EnvironmentSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000, description: 'TCP port the HTTP server listens on (0 picks a free one).' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the HTTP server binds to; `0.0.0.0` to accept other hosts.' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection URL. Unset: an embedded PostgreSQL server is started with data under `DATA_DIR/pg`.' })),
@@ -63,7 +65,7 @@ export const ConfigSchema = Type.Object({
   MONGODB_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2_000, description: 'Server selection, connect and per-operation deadline of MongoDB calls; past it `/products` answers 503.' }),
 })
 
-export type Config = Static<typeof ConfigSchema>
+type Environment = Static<typeof EnvironmentSchema>
 
 export class ConfigError extends Error {
   readonly variable: string
@@ -74,20 +76,137 @@ export class ConfigError extends Error {
   }
 }
 
+export type LogLevel = Environment['LOG_LEVEL']
+
+export interface Config {
+  logLevel: LogLevel
+  dataDir: string
+  shutdownGraceMs: number
+  /** Demo data on an embedded database's first start. */
+  seedDemo: boolean
+  readyTimeoutMs: number
+  http: {
+    port: number
+    host: string
+    /** Addresses or CIDR ranges of the proxies whose X-Forwarded-For is believed; none: the TCP peer is the client. */
+    trustProxy: string[]
+    headersTimeoutMs: number
+    requestTimeoutMs: number
+    keepAliveTimeoutMs: number
+    /** Browser origins allowed cross-origin (['*'] for any); empty: no CORS. */
+    corsOrigins: string[]
+  }
+  database: { url?: string, poolMax: number, poolWaitMs: number, queryTimeoutMs: number }
+  threads: { blocking: number, compute: number, computeQueueMax: number }
+  mail: { smtpUrl?: string, from: string }
+  jobs: { workerConcurrency: number, expireSeconds: number, retryLimit: number, retryDelaySeconds: number, retryDelayMaxSeconds: number, superviseIntervalSeconds: number }
+  upstreams: {
+    /** The upstreams the upstream routes call; undefined: none given (the sample upstreams, if `sample`). */
+    urls?: URL[]
+    sample: boolean
+    timeoutMs: number
+    dataTimeoutMs: number
+    connectTimeoutMs: number
+    headersTimeoutMs: number
+    bodyTimeoutMs: number
+    maxBytes: number
+    connections: number
+  }
+  /** What user-supplied URLs may reach although loopback or private: CIDR ranges, addresses, host names. */
+  ssrfAllowlist: string[]
+  datasets: { syncMaxBytes: number, maxBytes: number, importTimeoutSeconds: number, importConcurrency: number, fetchTimeoutMs: number, pageMaxBytes: number, requireKeyForReads: boolean }
+  overload: { concurrencyLimit: number, eventLoopDelayMs: number, heapUsedPercent: number, eventLoopBlockWarnMs: number }
+  rateLimits: { writesPerMinute: number, computePerMinute: number }
+  dashboard: { partTimeoutMs: number }
+  mongodb: { url?: string, timeoutMs: number }
+}
+
 /** Parses and validates configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
   const values: Record<string, unknown> = {}
-  for (const [name, schema] of Object.entries(ConfigSchema.properties) as Array<[string, TSchema]>) {
+  for (const [name, schema] of Object.entries(EnvironmentSchema.properties) as Array<[string, TSchema]>) {
     const raw = env[name]
     if (raw === undefined || raw === '') continue
     values[name] = coerce(name, raw, schema)
     const error = Value.Errors(schema, values[name])[0]
     if (error !== undefined) throw new ConfigError(name, `${describeError(error.message, schema)} (got ${JSON.stringify(raw)})`)
   }
-  const config = Value.Default(ConfigSchema, values) as Config
+  const e = Value.Default(EnvironmentSchema, values) as Environment
   // Node refuses to start a server whose headers deadline outlasts its whole-request deadline.
-  if (config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) throw new ConfigError('HEADERS_TIMEOUT_MS', `must not exceed REQUEST_TIMEOUT_MS (${config.REQUEST_TIMEOUT_MS})`)
-  return config
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) throw new ConfigError('HEADERS_TIMEOUT_MS', `must not exceed REQUEST_TIMEOUT_MS (${e.REQUEST_TIMEOUT_MS})`)
+  return {
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    seedDemo: e.SEED_DEMO,
+    readyTimeoutMs: e.READY_TIMEOUT_MS,
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      trustProxy: list(e.TRUST_PROXY),
+      headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+      corsOrigins: list(e.CORS_ORIGINS),
+    },
+    database: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX, poolWaitMs: e.DATABASE_POOL_WAIT_MS, queryTimeoutMs: e.QUERY_TIMEOUT_MS },
+    threads: { blocking: e.BLOCKING_THREADS, compute: e.COMPUTE_THREADS, computeQueueMax: e.COMPUTE_QUEUE_MAX },
+    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
+    jobs: {
+      workerConcurrency: e.WORKER_CONCURRENCY,
+      expireSeconds: e.JOB_EXPIRE_SECONDS,
+      retryLimit: e.JOB_RETRY_LIMIT,
+      retryDelaySeconds: e.JOB_RETRY_DELAY_SECONDS,
+      retryDelayMaxSeconds: e.JOB_RETRY_DELAY_MAX_SECONDS,
+      superviseIntervalSeconds: e.JOB_SUPERVISE_INTERVAL_SECONDS,
+    },
+    upstreams: {
+      urls: e.UPSTREAM_URLS === undefined ? undefined : list(e.UPSTREAM_URLS).map((entry) => httpUrl('UPSTREAM_URLS', entry)),
+      sample: e.SAMPLE_UPSTREAMS,
+      timeoutMs: e.UPSTREAM_TIMEOUT_MS,
+      dataTimeoutMs: e.DATA_TIMEOUT_MS,
+      connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+      headersTimeoutMs: e.UPSTREAM_HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: e.UPSTREAM_BODY_TIMEOUT_MS,
+      maxBytes: e.UPSTREAM_MAX_BYTES,
+      connections: e.UPSTREAM_CONNECTIONS,
+    },
+    ssrfAllowlist: list(e.SSRF_ALLOWLIST),
+    datasets: {
+      syncMaxBytes: e.DATASET_SYNC_MAX_BYTES,
+      maxBytes: e.DATASET_MAX_BYTES,
+      importTimeoutSeconds: e.DATASET_IMPORT_TIMEOUT_SECONDS,
+      importConcurrency: e.DATASET_IMPORT_CONCURRENCY,
+      fetchTimeoutMs: e.DATASET_FETCH_TIMEOUT_MS,
+      pageMaxBytes: e.DATASET_PAGE_MAX_BYTES,
+      requireKeyForReads: e.REQUIRE_KEY_FOR_READS,
+    },
+    overload: {
+      concurrencyLimit: e.CONCURRENCY_LIMIT,
+      eventLoopDelayMs: e.OVERLOAD_EVENT_LOOP_DELAY_MS,
+      heapUsedPercent: e.OVERLOAD_HEAP_USED_PERCENT,
+      eventLoopBlockWarnMs: e.EVENT_LOOP_BLOCK_WARN_MS,
+    },
+    rateLimits: { writesPerMinute: e.RATE_LIMIT_WRITES, computePerMinute: e.RATE_LIMIT_COMPUTE },
+    dashboard: { partTimeoutMs: e.DASHBOARD_PART_TIMEOUT_MS },
+    mongodb: { url: e.MONGODB_URL, timeoutMs: e.MONGODB_TIMEOUT_MS },
+  }
+}
+
+/** A comma-separated list: trimmed entries, none empty. */
+function list (text: string | undefined): string[] {
+  return (text ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+}
+
+function httpUrl (variable: string, entry: string): URL {
+  let url: URL
+  try {
+    url = new URL(entry)
+  } catch {
+    throw new ConfigError(variable, `${JSON.stringify(entry)} is not an absolute URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(variable, `${JSON.stringify(entry)} is not http(s)`)
+  return url
 }
 
 /** Strict string → value conversion: "12.5" is not an integer and "yes " is not a boolean. */

@@ -31,10 +31,10 @@ async function setUp (kind: 'service' | 'one-off'): Promise<{ config: Config, lo
   // pino's default destination: SonicBoom on stdout, writing each line without blocking the loop
   // and flushing at exit. Another destination measured no faster on one core: building a line
   // costs more than writing it.
-  if (kind === 'service') return { config, logger: pino({ level: config.LOG_LEVEL }) }
-  if (process.stderr.isTTY !== true) return { config, logger: pino({ level: config.LOG_LEVEL }, pino.destination(2)) }
+  if (kind === 'service') return { config, logger: pino({ level: config.logLevel }) }
+  if (process.stderr.isTTY !== true) return { config, logger: pino({ level: config.logLevel }, pino.destination(2)) }
   const { default: pretty } = await import('pino-pretty')
-  return { config, logger: pino({ level: config.LOG_LEVEL }, pretty({ destination: 2, ignore: 'pid,hostname', sync: true })) }
+  return { config, logger: pino({ level: config.logLevel }, pretty({ destination: 2, ignore: 'pid,hostname', sync: true })) }
 }
 
 async function run (kind: 'service' | 'one-off', action: (config: Config, logger: Logger) => Promise<void>): Promise<void> {
@@ -95,7 +95,7 @@ program.command('seed')
         logger.info(result, `seeded ${result.users} users and ${result.orders} orders in ${result.ms} ms`)
       }
       if (options.products !== undefined) {
-        const catalog = await openCatalogStore(config, database.sql, logger)
+        const catalog = await openCatalogStore(config.mongodb, database.sql, logger)
         try {
           const result = await catalog.seedProducts({ count: options.products, seed: options.seed })
           logger.info({ ...result, store: catalog.kind }, `seeded ${result.products} products into the ${catalog.kind} catalog store in ${result.ms} ms`)

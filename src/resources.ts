@@ -61,21 +61,21 @@ export async function openResources (config: Config, logger: Logger, options: Re
     const applied = await migrate(sql)
     if (applied.length > 0) logger.info({ applied }, 'migrations applied')
   }
-  const compute = createComputePools(config)
+  const compute = createComputePools(config.threads)
   stack.defer(async () => { await compute.close() })
   let catalog = options.catalog
   if (catalog === undefined) {
-    const opened = await openCatalogStore(config, sql, logger)
+    const opened = await openCatalogStore(config.mongodb, sql, logger)
     stack.defer(async () => { await opened.close() })
     logger.info({ store: opened.kind }, 'catalog store opened')
     catalog = opened
   }
 
-  const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, mailDir: path.join(config.DATA_DIR, 'mail'), log: logger })
+  const mailer = createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, mailDir: path.join(config.dataDir, 'mail'), log: logger })
   stack.defer(() => { mailer.close() })
   const jobs = await startJobQueue(database.url, config, logger)
   // Deferred after the mailer, so it runs before it: running jobs finish before the mailer closes.
-  stack.defer(async () => { await jobs.stop(config.SHUTDOWN_GRACE_MS) })
+  stack.defer(async () => { await jobs.stop(config.shutdownGraceMs) })
   const datasets = createConfiguredDatasetService(config, { sql, jobs })
   let working: Promise<void> | undefined
   const startWorker = async (): Promise<void> => {
@@ -84,17 +84,17 @@ export async function openResources (config: Config, logger: Logger, options: Re
       await jobs.work({
         send_welcome_email: createWelcomeEmailHandler({ sql, mailer, log }),
         ...createDatasetTaskHandlers(datasets),
-      }, { default: config.WORKER_CONCURRENCY, import_dataset: config.DATASET_IMPORT_CONCURRENCY })
-      log.info({ concurrency: config.WORKER_CONCURRENCY, smtp: config.SMTP_URL !== undefined }, 'worker started')
+      }, { default: config.jobs.workerConcurrency, import_dataset: config.datasets.importConcurrency })
+      log.info({ concurrency: config.jobs.workerConcurrency, smtp: config.mail.smtpUrl !== undefined }, 'worker started')
     })()
     await working
   }
   if (options.worker) await startWorker()
-  if (options.prepare !== false && database.isEmbedded && config.SEED_DEMO && await seedDemo(sql, datasets)) {
+  if (options.prepare !== false && database.isEmbedded && config.seedDemo && await seedDemo(sql, datasets)) {
     logger.info('demo data loaded (SEED_DEMO=false turns this off): GET /users, /products, /datasets')
   }
 
-  const upstreams = createUpstreams(config)
+  const upstreams = createUpstreams(config.upstreams)
   stack.defer(async () => { await upstreams.close() })
 
   const owned = stack.move() // opened: from here on, closing is the caller's call

@@ -23,18 +23,18 @@ export interface RunningServer {
 export async function startServer (config: Config, logger: Logger, { worker = true } = {}): Promise<RunningServer> {
   const resources = await openResources(config, logger, {
     worker,
-    databaseOptions: { requests: { queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS } },
+    databaseOptions: { requests: { queueTimeoutMs: config.database.poolWaitMs, statementTimeoutMs: config.database.queryTimeoutMs } },
   })
   try {
     const app = await buildApp(config, resources)
-    const url = await app.listen({ port: config.PORT, host: config.HOST })
+    const url = await app.listen({ port: config.http.port, host: config.http.host })
     return {
       app,
       database: resources.database,
       url,
       close: async () => {
         try {
-          await closeApp(app, config.SHUTDOWN_GRACE_MS, logger)
+          await closeApp(app, config.shutdownGraceMs, logger)
         } finally {
           await resources.close()
         }
@@ -68,7 +68,7 @@ async function closeApp (app: App, graceMs: number, logger: Logger): Promise<voi
 export async function serve (config: Config, logger: Logger, options: { worker?: boolean } = {}): Promise<void> {
   const server = await startServer(config, logger, options)
   logger.info({ url: server.url, docs: `${server.url}/docs` }, 'data-api listening')
-  exitOnSignal(server.close, logger, config.SHUTDOWN_GRACE_MS)
+  exitOnSignal(server.close, logger, config.shutdownGraceMs)
 }
 
 /** Starts the shutdown of exitOnSignal for another reason; exits with `exitCode` once closed cleanly. */
@@ -128,7 +128,7 @@ export async function work (config: Config, logger: Logger): Promise<void> {
   // Each import holds two connections (its transaction, and reads of the stored upload).
   const resources = await openResources(config, logger, {
     worker: true,
-    databaseOptions: { max: config.WORKER_CONCURRENCY + 2 * config.DATASET_IMPORT_CONCURRENCY, attach: true },
+    databaseOptions: { max: config.jobs.workerConcurrency + 2 * config.datasets.importConcurrency, attach: true },
   })
-  exitOnSignal(resources.close, logger, config.SHUTDOWN_GRACE_MS)
+  exitOnSignal(resources.close, logger, config.shutdownGraceMs)
 }

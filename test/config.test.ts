@@ -2,24 +2,39 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { ConfigError, ConfigSchema, loadConfig } from '../src/config.ts'
+import { ConfigError, EnvironmentSchema, loadConfig } from '../src/config.ts'
 
 describe('configuration', () => {
   it('has documented defaults', () => {
     const config = loadConfig({})
-    assert.equal(config.PORT, 8000)
-    assert.equal(config.HOST, '127.0.0.1')
-    assert.equal(config.DATA_DIR, './.data')
-    assert.equal(config.DATABASE_URL, undefined)
-    assert.equal(config.LOG_LEVEL, 'info')
-    assert.equal(config.SHUTDOWN_GRACE_MS, 10_000)
-    assert.equal(config.MONGODB_URL, undefined, 'products live in PostgreSQL unless asked')
-    assert.equal(config.MONGODB_TIMEOUT_MS, 2_000)
+    assert.equal(config.http.port, 8000)
+    assert.equal(config.http.host, '127.0.0.1')
+    assert.equal(config.dataDir, './.data')
+    assert.equal(config.database.url, undefined)
+    assert.equal(config.logLevel, 'info')
+    assert.equal(config.shutdownGraceMs, 10_000)
+    assert.equal(config.mongodb.url, undefined, 'products live in PostgreSQL unless asked')
+    assert.equal(config.mongodb.timeoutMs, 2_000)
+    assert.equal(config.upstreams.urls, undefined, 'the sample upstreams')
+    assert.deepEqual([config.http.corsOrigins, config.http.trustProxy, config.ssrfAllowlist], [[], [], []])
   })
 
   it('parses values from strings', () => {
     const config = loadConfig({ PORT: '9001', LOG_LEVEL: 'debug', DATABASE_URL: 'postgres://u:p@db:5432/x', SHUTDOWN_GRACE_MS: '500' })
-    assert.deepEqual([config.PORT, config.LOG_LEVEL, config.DATABASE_URL, config.SHUTDOWN_GRACE_MS], [9001, 'debug', 'postgres://u:p@db:5432/x', 500])
+    assert.deepEqual([config.http.port, config.logLevel, config.database.url, config.shutdownGraceMs], [9001, 'debug', 'postgres://u:p@db:5432/x', 500])
+  })
+
+  it('parses the lists once: URLs, origins, proxies, allowlist entries', () => {
+    const config = loadConfig({
+      UPSTREAM_URLS: ' http://a.example/x , https://b.example:8443/y?q=1 ',
+      CORS_ORIGINS: 'https://app.example.com, https://admin.example.com',
+      TRUST_PROXY: '10.0.0.0/8,127.0.0.1',
+      SSRF_ALLOWLIST: '10.1.0.0/16, files.internal,',
+    })
+    assert.deepEqual(config.upstreams.urls?.map((url) => url.href), ['http://a.example/x', 'https://b.example:8443/y?q=1'])
+    assert.deepEqual(config.http.corsOrigins, ['https://app.example.com', 'https://admin.example.com'])
+    assert.deepEqual(config.http.trustProxy, ['10.0.0.0/8', '127.0.0.1'])
+    assert.deepEqual(config.ssrfAllowlist, ['10.1.0.0/16', 'files.internal'])
   })
 
   const bad: Array<[Record<string, string>, string, RegExp]> = [
@@ -55,7 +70,7 @@ describe('configuration', () => {
 
   it('documents every variable in the README', () => {
     const readme = fs.readFileSync('README.md', 'utf8')
-    const missing = Object.keys(ConfigSchema.properties).filter((name) => !readme.includes(`| \`${name}\``) && !readme.includes(`/ \`${name}\``))
+    const missing = Object.keys(EnvironmentSchema.properties).filter((name) => !readme.includes(`| \`${name}\``) && !readme.includes(`/ \`${name}\``))
     assert.deepEqual(missing, [])
   })
 })

@@ -35,6 +35,6 @@ describe('CORS', () => {
   it('refuses a malformed CORS_ORIGINS at start', () => {
     assert.throws(() => loadConfig({ CORS_ORIGINS: 'app.example.com' }), /CORS_ORIGINS/)
     assert.throws(() => loadConfig({ CORS_ORIGINS: 'https://app.example.com/path' }), /CORS_ORIGINS/)
-    assert.equal(loadConfig({ CORS_ORIGINS: '*' }).CORS_ORIGINS, '*')
+    assert.deepEqual(loadConfig({ CORS_ORIGINS: '*' }).http.corsOrigins, ['*'])
   })
 })

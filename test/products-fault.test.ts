@@ -78,7 +78,7 @@ describe('MongoDB catalog store outages', { skip: skipWithoutMongo(), timeout: 1
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-ferretdb-fault-'))
     ferretDb = await startFerretDb({ dataDir })
     env = { MONGODB_URL: `${ferretDb.url}catalog`, MONGODB_TIMEOUT_MS: String(TIMEOUT_MS) }
-    const catalog = await openCatalogStore(loadConfig(env), database.sql, pino({ level: 'silent' }))
+    const catalog = await openCatalogStore(loadConfig(env).mongodb, database.sql, pino({ level: 'silent' }))
     later.after(async () => {
       await catalog.close()
       await ferretDb.stop()
@@ -120,7 +120,7 @@ describe('MongoDB catalog store outages', { skip: skipWithoutMongo(), timeout: 1
 
       // A server starting against the stalled MongoDB does not hang on its index check either:
       // it opens while the server is still frozen.
-      const another = await openCatalogStore(loadConfig(env), database.sql, pino({ level: 'silent' }))
+      const another = await openCatalogStore(loadConfig(env).mongodb, database.sql, pino({ level: 'silent' }))
       await another.close()
     } finally {
       process.kill(ferretDb.pid, 'SIGCONT')

@@ -20,11 +20,11 @@ export interface ComputePools {
 
 export interface PoolStats { threads: number, queued: number, completed: number }
 
-export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'COMPUTE_THREADS' | 'COMPUTE_QUEUE_MAX'>): ComputePools {
-  const cpuQueueMax = config.COMPUTE_QUEUE_MAX
+export function createComputePools (threads: Config['threads']): ComputePools {
+  const cpuQueueMax = threads.computeQueueMax
   // Threads start on demand and leave after 30 s idle: an idle worker thread holds ~30 MB.
-  const blocking = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: config.BLOCKING_THREADS, idleTimeout: 30_000 })
-  const cpu = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: config.COMPUTE_THREADS, idleTimeout: 30_000 })
+  const blocking = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: threads.blocking, idleTimeout: 30_000 })
+  const cpu = new Piscina({ filename: TASKS, minThreads: 0, maxThreads: threads.compute, idleTimeout: 30_000 })
   let cpuInFlight = 0
   const statsOf = (pool: Piscina, queued: number): PoolStats => ({ threads: pool.threads.length, queued, completed: pool.completed })
   return {
@@ -32,7 +32,7 @@ export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'C
     countPrimes: async (n, signal) => {
       // Bounded here rather than with piscina's maxQueue, which (5.3) hands tasks to busy threads
       // without counting them as queued, so it never refused anything in our tests.
-      if (cpuInFlight >= config.COMPUTE_THREADS + cpuQueueMax) {
+      if (cpuInFlight >= threads.compute + cpuQueueMax) {
         throw new Problem('service-unavailable', `The compute queue is full (${cpuQueueMax} tasks waiting); retry shortly.`, { retryAfterSeconds: 1 })
       }
       cpuInFlight++
@@ -43,7 +43,7 @@ export function createComputePools (config: Pick<Config, 'BLOCKING_THREADS' | 'C
       }
     },
     // piscina's queueSize misses tasks it handed to busy threads (see above); the in-flight count doesn't.
-    stats: () => ({ blocking: statsOf(blocking, blocking.queueSize), cpu: statsOf(cpu, Math.max(0, cpuInFlight - config.COMPUTE_THREADS)) }),
+    stats: () => ({ blocking: statsOf(blocking, blocking.queueSize), cpu: statsOf(cpu, Math.max(0, cpuInFlight - threads.compute)) }),
     close: async () => { await Promise.all([blocking.close({ force: true }), cpu.close({ force: true })]) },
   }
 }

@@ -34,8 +34,8 @@ export interface OpenDatabaseOptions {
 
 export async function openDatabase (config: Config, log: Logger, options: OpenDatabaseOptions = {}): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined
-  let url = config.DATABASE_URL
-  const clusterDir = path.join(config.DATA_DIR, 'pg')
+  let url = config.database.url
+  const clusterDir = path.join(config.dataDir, 'pg')
   const running = url === undefined && options.attach === true ? await runningEmbeddedUrl(clusterDir) : undefined
   if (running !== undefined) {
     log.info({ clusterDir }, 'using the embedded PostgreSQL of the running data-api')
@@ -47,7 +47,7 @@ export async function openDatabase (config: Config, log: Logger, options: OpenDa
       throw error
     })
   }
-  const sql = createSql(url, { max: options.max ?? config.DATABASE_POOL_MAX, ...options.requests })
+  const sql = createSql(url, { max: options.max ?? config.database.poolMax, ...options.requests })
   const close = async (): Promise<void> => {
     await sql.end({ timeout: 5 })
     await embedded?.stop()

@@ -54,17 +54,18 @@ export interface JobQueue {
 /** Connections of pg-boss's own pool, in every process that runs a queue (`serve --processes` budgets them). */
 export const JOB_QUEUE_CONNECTIONS = 3
 
-export type JobQueueConfig = Pick<Config, 'JOB_EXPIRE_SECONDS' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_SECONDS' | 'JOB_RETRY_DELAY_MAX_SECONDS' | 'JOB_SUPERVISE_INTERVAL_SECONDS' | 'DATASET_IMPORT_TIMEOUT_SECONDS'>
+/** The queue's settings; long-running tasks (imports, statistics) expire after DATASET_IMPORT_TIMEOUT_SECONDS. */
+export type JobQueueConfig = Pick<Config, 'jobs' | 'datasets'>
 
-export async function startJobQueue (databaseUrl: string, config: JobQueueConfig, log: Logger): Promise<JobQueue> {
+export async function startJobQueue (databaseUrl: string, { jobs: config, datasets }: JobQueueConfig, log: Logger): Promise<JobQueue> {
   const boss = new PgBoss({
     connectionString: databaseUrl,
     max: JOB_QUEUE_CONNECTIONS,
     application_name: 'data-api-jobs',
     // Expiry runs in the per-queue monitor pass, which is throttled by monitorIntervalSeconds
     // (60 s by default) as well as by the supervisor timer: both set, or a dead worker's job waits.
-    superviseIntervalSeconds: config.JOB_SUPERVISE_INTERVAL_SECONDS,
-    monitorIntervalSeconds: config.JOB_SUPERVISE_INTERVAL_SECONDS,
+    superviseIntervalSeconds: config.superviseIntervalSeconds,
+    monitorIntervalSeconds: config.superviseIntervalSeconds,
     useListenNotify: true,
   })
   // Not the error itself: pg's errors carry the whole client object (connection parameters, type
@@ -73,14 +74,14 @@ export async function startJobQueue (databaseUrl: string, config: JobQueueConfig
   await boss.start()
   for (const { name, longRunning, deadLetter } of TASKS) {
     const options = {
-      expireInSeconds: longRunning ? config.DATASET_IMPORT_TIMEOUT_SECONDS : config.JOB_EXPIRE_SECONDS,
+      expireInSeconds: longRunning ? datasets.importTimeoutSeconds : config.expireSeconds,
       ...(deadLetter !== undefined && { deadLetter }),
-      retryLimit: config.JOB_RETRY_LIMIT,
-      retryDelay: config.JOB_RETRY_DELAY_SECONDS,
+      retryLimit: config.retryLimit,
+      retryDelay: config.retryDelaySeconds,
       retryBackoff: true,
       notify: true,
     }
-    if (await boss.getQueue(name) === null) await boss.createQueue(name, { ...options, retryDelayMax: config.JOB_RETRY_DELAY_MAX_SECONDS })
+    if (await boss.getQueue(name) === null) await boss.createQueue(name, { ...options, retryDelayMax: config.retryDelayMaxSeconds })
     else await boss.updateQueue(name, options)
   }
 

@@ -39,11 +39,6 @@ export class UrlNotAllowedError extends Problem {
   }
 }
 
-/** SSRF_ALLOWLIST's comma-separated entries. */
-export function parseAllowlist (text: string | undefined): string[] {
-  return (text ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
-}
-
 const systemResolver: Resolver = async (hostname) => await new Promise((resolve, reject) => {
   dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) => {
     if (error === null) resolve(addresses)

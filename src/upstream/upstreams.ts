@@ -5,7 +5,7 @@
 // names the upstream and a fixed reason, never an internal message.
 import type { AddressInfo } from 'node:net'
 import { Pool } from 'undici'
-import { ConfigError, type Config } from '../config.ts'
+import type { Config } from '../config.ts'
 import { Problem } from '../lib/errors.ts'
 
 /** Demo upstreams served by this service itself (routes/sample-upstreams) when UPSTREAM_URLS is unset. */
@@ -36,8 +36,6 @@ export interface Upstreams {
   close: () => Promise<void>
 }
 
-type UpstreamOptions = Pick<Config, 'UPSTREAM_URLS' | 'SAMPLE_UPSTREAMS' | 'UPSTREAM_CONNECT_TIMEOUT_MS' | 'UPSTREAM_HEADERS_TIMEOUT_MS' | 'UPSTREAM_BODY_TIMEOUT_MS' | 'UPSTREAM_MAX_BYTES' | 'UPSTREAM_CONNECTIONS'>
-
 // undici error codes → what the client is told. Timeouts are 504, everything else 502.
 const TIMEOUTS: Record<string, string> = {
   UND_ERR_CONNECT_TIMEOUT: 'connect-timeout',
@@ -57,8 +55,8 @@ const FAILURES: Record<string, string> = {
   UND_ERR_RES_EXCEEDED_MAX_SIZE: 'too-large',
 }
 
-export function createUpstreams (config: UpstreamOptions): Upstreams {
-  const list = parseTargets(config).map((target, index) => ({ name: `upstream-${index + 1}`, target }))
+export function createUpstreams (config: Config['upstreams']): Upstreams {
+  const list = targetsOf(config).map((target, index) => ({ name: `upstream-${index + 1}`, target }))
   const pools = new Map<string, Pool>()
   let selfOrigin: string | undefined
 
@@ -66,11 +64,11 @@ export function createUpstreams (config: UpstreamOptions): Upstreams {
     let pool = pools.get(origin)
     if (pool === undefined) {
       pool = new Pool(origin, {
-        connections: config.UPSTREAM_CONNECTIONS,
-        connectTimeout: config.UPSTREAM_CONNECT_TIMEOUT_MS,
-        headersTimeout: config.UPSTREAM_HEADERS_TIMEOUT_MS,
-        bodyTimeout: config.UPSTREAM_BODY_TIMEOUT_MS,
-        maxResponseSize: config.UPSTREAM_MAX_BYTES,
+        connections: config.connections,
+        connectTimeout: config.connectTimeoutMs,
+        headersTimeout: config.headersTimeoutMs,
+        bodyTimeout: config.bodyTimeoutMs,
+        maxResponseSize: config.maxBytes,
       })
       pools.set(origin, pool)
     }
@@ -137,16 +135,8 @@ export function createUpstreams (config: UpstreamOptions): Upstreams {
   }
 }
 
-function parseTargets ({ UPSTREAM_URLS: urls, SAMPLE_UPSTREAMS: samples }: UpstreamOptions): string[] {
-  if (urls === undefined) return samples ? [...SAMPLE_UPSTREAM_PATHS] : []
-  return urls.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '').map((entry) => {
-    let url: URL
-    try {
-      url = new URL(entry)
-    } catch {
-      throw new ConfigError('UPSTREAM_URLS', `${JSON.stringify(entry)} is not an absolute URL`)
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('UPSTREAM_URLS', `${JSON.stringify(entry)} is not http(s)`)
-    return url.href
-  })
+/** The upstreams called: those given (validated at start, config.ts), else the sample paths of this service. */
+function targetsOf ({ urls, sample }: Config['upstreams']): string[] {
+  if (urls === undefined) return sample ? [...SAMPLE_UPSTREAM_PATHS] : []
+  return urls.map((url) => url.href)
 }

@@ -29,10 +29,10 @@ export interface TestAppOptions {
 export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   // The test databases come migrated from the template; MONGODB_URL is the test's to give.
   const config = loadConfig({ LOG_LEVEL: 'silent', ...TEST_DEFAULTS, ...env })
-  const logger = options.logger ?? pino({ level: config.LOG_LEVEL })
+  const logger = options.logger ?? pino({ level: config.logLevel })
   // The pool a server opens for requests (db/database.ts): the same bounded wait and statement timeout.
   const database: Database = options.sql === undefined
-    ? await openTestDatabase({ max: config.DATABASE_POOL_MAX, queueTimeoutMs: config.DATABASE_POOL_WAIT_MS, statementTimeoutMs: config.QUERY_TIMEOUT_MS })
+    ? await openTestDatabase({ max: config.database.poolMax, queueTimeoutMs: config.database.poolWaitMs, statementTimeoutMs: config.database.queryTimeoutMs })
     : { sql: options.sql, url: options.databaseUrl!, isEmbedded: false, close: async () => {}, [Symbol.asyncDispose]: async () => {} }
   const resources = await openResources(config, logger, { worker: options.worker ?? false, database, catalog: options.catalog, prepare: false })
   const app = await buildApp(config, resources)

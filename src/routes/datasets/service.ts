@@ -16,7 +16,7 @@ import { gather } from '../../lib/concurrency.ts'
 import { Problem } from '../../lib/errors.ts'
 import type { ServerTiming } from '../../lib/server-timing.ts'
 import type { Config } from '../../config.ts'
-import { createSsrfGuard, parseAllowlist, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
+import { createSsrfGuard, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
 import { exportRows, type ExportFormat } from './export.ts'
 import { decodeText } from './import/decode.ts'
 import { charsetOf, formatOf, type Format } from './import/formats.ts'
@@ -315,12 +315,12 @@ export function createDatasetService (options: DatasetServiceOptions) {
 export function createConfiguredDatasetService (config: Config, deps: { sql: Sql, jobs: JobQueue }): DatasetService {
   return createDatasetService({
     ...deps,
-    guard: createSsrfGuard({ allow: parseAllowlist(config.SSRF_ALLOWLIST) }),
-    syncMaxBytes: config.DATASET_SYNC_MAX_BYTES,
-    maxBytes: config.DATASET_MAX_BYTES,
-    pageMaxBytes: config.DATASET_PAGE_MAX_BYTES,
-    fetchTimeoutMs: config.DATASET_FETCH_TIMEOUT_MS,
-    uploadTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    guard: createSsrfGuard({ allow: config.ssrfAllowlist }),
+    syncMaxBytes: config.datasets.syncMaxBytes,
+    maxBytes: config.datasets.maxBytes,
+    pageMaxBytes: config.datasets.pageMaxBytes,
+    fetchTimeoutMs: config.datasets.fetchTimeoutMs,
+    uploadTimeoutMs: config.http.requestTimeoutMs,
   })
 }
 

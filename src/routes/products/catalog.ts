@@ -8,11 +8,11 @@ import { createPostgresCatalog } from './postgres-catalog.ts'
 import type { CatalogStore } from './schemas.ts'
 
 /** The configured store: MongoDB when MONGODB_URL is set, else PostgreSQL on the shared pool. */
-export async function openCatalogStore (config: Config, sql: Sql, logger: Logger): Promise<CatalogStore> {
-  if (config.MONGODB_URL === undefined) return createPostgresCatalog(sql)
+export async function openCatalogStore (mongodb: Config['mongodb'], sql: Sql, logger: Logger): Promise<CatalogStore> {
+  if (mongodb.url === undefined) return createPostgresCatalog(sql)
   // Loaded only when used: the driver costs ~35 MB of memory that a PostgreSQL-only service saves.
   const { createMongoCatalog } = await import('./mongo-catalog.ts')
-  const store = createMongoCatalog({ url: config.MONGODB_URL, timeoutMs: config.MONGODB_TIMEOUT_MS })
+  const store = createMongoCatalog({ url: mongodb.url, timeoutMs: mongodb.timeoutMs })
   // The service starts even while MongoDB is down (/readyz and /products say so, and recover with
   // it); the index is then created by the next start or seed.
   await store.ensureIndexes().catch((error: unknown) => {
