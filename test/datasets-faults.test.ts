@@ -17,14 +17,12 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
-import { pino } from 'pino'
 import { createApiKeysRepository } from '../src/auth/api-keys.ts'
-import { ensureDatabase } from '../src/db/database.ts'
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createSql } from '../src/db/pool.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { createTestDatabase, type Cleanup } from './helpers/database.ts'
 import { delay } from './helpers/http.ts'
+import { startOwnPostgres } from './helpers/own-postgres.ts'
 import { startServe, type ServeProcess } from './helpers/process.ts'
 
 // The monitor's connections carry a name of their own, so that they are never taken for the service's.
@@ -603,14 +601,8 @@ describe('the service process', { concurrency: true }, () => {
 
   it('retries an import that PostgreSQL stopped in the middle of once it is back, and completes it in the same process', async () => {
     await using resources = new AsyncDisposableStack()
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-pg-stopped-'))
-    resources.defer(async () => { await fs.rm(dir, { recursive: true, force: true }) })
-    await fs.chmod(dir, 0o755) // the embedded server may run as another user
-    const log = pino({ level: 'silent' })
-    const clusterDir = path.join(dir, 'pg')
-    let postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false })
-    resources.defer(async () => { await postgres.stop() }) // the one running then
-    const databaseUrl = await ensureDatabase(postgres.url, 'data_api')
+    const postgres = await startOwnPostgres(resources, 'data-api-pg-stopped-')
+    const { dir, databaseUrl } = postgres
     const serve = await startServe({
       ...NO_LOOP_SHEDDING,
       DATABASE_URL: databaseUrl, DATA_DIR: dir, DATASET_SYNC_MAX_BYTES: '1000', DATASET_IMPORT_TIMEOUT_SECONDS: '10',
@@ -631,7 +623,7 @@ describe('the service process', { concurrency: true }, () => {
     await postgres.stop()
     assertProblem(await send(`${serve.url}/datasets/${id}`), 503, '/problems/database-unavailable')
     await delay(1000)
-    postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false, port: postgres.port })
+    await postgres.restart()
 
     const dataset = await until('the retried import', async () => {
       const answer = await send(`${serve.url}/datasets/${id}`)

@@ -5,15 +5,13 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
-import { pino } from 'pino'
 import { runLoad } from '../bench/load.ts'
 import { percentile } from '../bench/statistics.ts'
-import { ensureDatabase } from '../src/db/database.ts'
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createSql } from '../src/db/pool.ts'
 import { spawnServer } from '../tools/processes.ts'
 import { createTestDatabase } from './helpers/database.ts'
 import { delay } from './helpers/http.ts'
+import { startOwnPostgres } from './helpers/own-postgres.ts'
 import { startServe, type ServeProcess } from './helpers/process.ts'
 
 interface Answer { status: number, type?: string, retryAfter: string | null, ms: number }
@@ -35,15 +33,9 @@ describe('PostgreSQL stopped while requests are in flight', async () => {
   // Closed in reverse order after the file, whatever was started before a failure.
   const resources = new AsyncDisposableStack()
   after(async () => { await resources.disposeAsync() })
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-faults-'))
-  resources.defer(async () => { await fs.rm(dir, { recursive: true, force: true }) })
-  await fs.chmod(dir, 0o755) // the embedded server may run as another user
-  const log = pino({ level: 'silent' })
-  const clusterDir = path.join(dir, 'pg')
-  let postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false })
-  resources.defer(async () => { await postgres.stop() }) // the one running then
-  const databaseUrl = await ensureDatabase(postgres.url, 'data_api')
-  const serve = await startServe({ DATABASE_URL: databaseUrl, DATA_DIR: dir, SHUTDOWN_GRACE_MS: '2000' })
+  const postgres = await startOwnPostgres(resources, 'data-api-faults-')
+  const { databaseUrl } = postgres
+  const serve = await startServe({ DATABASE_URL: databaseUrl, DATA_DIR: postgres.dir, SHUTDOWN_GRACE_MS: '2000' })
   resources.defer(async () => { if (serve.child.exitCode === null) await stopServe(serve) })
   const sql = createSql(databaseUrl, { max: 1 })
   await sql`insert into users (id, name, email) values (1, 'Ada', 'ada@example.com') on conflict do nothing`
@@ -77,7 +69,7 @@ describe('PostgreSQL stopped while requests are in flight', async () => {
     assert.equal((await get(`${serve.url}/readyz`)).status, 503)
 
     // Back on the same port: the same process serves again, its pool reconnecting by itself.
-    postgres = await startEmbeddedPostgres({ clusterDir, log, durable: false, port: postgres.port })
+    await postgres.restart()
     const restartedAt = performance.now()
     let answer = await get(`${serve.url}/users/1`)
     while (answer.status !== 200 && performance.now() - restartedAt < 15_000) {
