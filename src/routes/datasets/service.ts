@@ -237,7 +237,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
     async export (id: number, format: ExportFormat, signal: AbortSignal): Promise<{ dataset: Dataset, rows: Readable }> {
       const { dataset, columns } = await readable(id, signal)
-      return { dataset, rows: exportRows(sql, id, columns, format, signal) }
+      return { dataset, rows: exportRows(sql, dataset, columns, format, signal) }
     },
 
     /**
