@@ -47,7 +47,7 @@ export function rowsTable (datasetId: number) {
     identifier: (sql: Sql | TransactionSql): Fragment => sql(name) as unknown as Fragment,
 
     async create (tx: TransactionSql, types: readonly ColumnType[]): Promise<void> {
-      const text = await columnDefinition(tx, 'text')
+      const text = types.includes('text') ? await columnDefinition(tx, 'text') : ''
       const columns = ['_row bigint not null', ...types.map((type, position) => `${column(position)} ${type === 'text' ? text : SQL_TYPES[type]}`)]
       await tx.unsafe(`create table ${name} (${columns.join(', ')})`)
     },
