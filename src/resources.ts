@@ -2,13 +2,14 @@
 // what it opened and a shutdown closes everything in the reverse order: the database (embedded or
 // DATABASE_URL) and its migrations, the thread pools, the catalog store, the mailer, the job queue
 // (with this process's worker when it runs one: the areas hand it their task handlers), the
-// upstream pools, and the demo data of a first embedded start. `serve`, `worker`, the primary of
+// listener for data-set changes (what keeps their metadata in memory true), the upstream pools, and the demo data of a first embedded start. `serve`, `worker`, the primary of
 // `serve --processes`, the tests and the benchmark all open them here; buildApp takes them as they are.
 import path from 'node:path'
 import type { Logger } from 'pino'
 import { createComputePools, type ComputePools } from './compute/pools.ts'
 import type { Config } from './config.ts'
 import { openDatabase, type Database, type OpenDatabaseOptions } from './db/database.ts'
+import { listen } from './db/listener.ts'
 import { migrate } from './db/migrate.ts'
 import type { Sql } from './db/pool.ts'
 import { seedOnce } from './db/seed-once.ts'
@@ -16,6 +17,7 @@ import { createMailer } from './jobs/mailer.ts'
 import { startJobQueue, type JobQueue } from './jobs/queue.ts'
 import { createDatasetTaskHandlers } from './routes/datasets/jobs.ts'
 import { importDemoDataset } from './routes/datasets/sample.ts'
+import { DATASET_CHANGED } from './routes/datasets/metadata-cache.ts'
 import { createConfiguredDatasetService, type DatasetService } from './routes/datasets/service.ts'
 import { openCatalogStore } from './routes/products/catalog.ts'
 import { insertSampleProducts } from './routes/products/postgres-catalog.ts'
@@ -77,6 +79,8 @@ export async function openResources (config: Config, logger: Logger, options: Re
   // Deferred after the mailer, so it runs before it: running jobs finish before the mailer closes.
   stack.defer(async () => { await jobs.stop(config.shutdownGraceMs) })
   const datasets = createConfiguredDatasetService(config, { sql, jobs })
+  const listener = listen(database.url, DATASET_CHANGED, datasets.metadataChanges, logger.child({ component: 'listener' }))
+  stack.defer(async () => { await listener.close() })
   let working: Promise<void> | undefined
   const startWorker = async (): Promise<void> => {
     working ??= (async () => {

@@ -194,6 +194,6 @@ describe('data-api serve --processes', () => {
     const refused = await startCli(['serve', '--processes', '2'], { DATABASE_URL: testServerUrl(), DATABASE_POOL_MAX: '100' }, 'data-api listening')
       .then(() => assert.fail('started'), (error: Error) => error.message)
     assert.match(refused, /exited with 1 before it was ready/)
-    assert.match(refused, /--processes 2 needs up to 210 PostgreSQL connections .* but the server allows \d+ \(max_connections\)/)
+    assert.match(refused, /--processes 2 needs up to 213 PostgreSQL connections .* but the server allows \d+ \(max_connections\)/)
   })
 })

@@ -18,7 +18,8 @@ const MAX_RANGE = 1_000_000
 
 export type ExportFormat = 'csv' | 'ndjson'
 
-export function exportRows (sql: Sql, dataset: { id: number, rows: number, bytes: number }, columns: DatasetColumn[], format: ExportFormat, signal: AbortSignal): Readable {
+/** The stream of the rows; its bounds are read first, so that a table gone is an error here, not a cut stream. */
+export async function exportRows (sql: Sql, dataset: { id: number, rows: number, bytes: number }, columns: DatasetColumn[], format: ExportFormat, signal: AbortSignal): Promise<Readable> {
   const table = rowsTable(dataset.id)
   const line = format === 'csv' ? csvLine(table, columns) : ndjsonLine(table, columns)
   // CSV format with a quote and delimiter that JSON text never contains passes each NDJSON line
@@ -50,10 +51,10 @@ export function exportRows (sql: Sql, dataset: { id: number, rows: number, bytes
     }
   }
 
+  const [{ last }] = await cancellable(sql<[{ last: number | null }]>`select max(_row) as last from ${table.identifier(sql)}`, signal)
   return Readable.from((async function * () {
     if (format === 'csv') yield Buffer.from(columns.map((column) => csvField(column.name)).join(',') + '\n')
     if (columns.length === 0 && format === 'csv') return
-    const [{ last }] = await cancellable(sql<[{ last: number | null }]>`select max(_row) as last from ${table.identifier(sql)}`, signal)
     const rangeFor = (bytesPerRow: number): number => Math.max(1, Math.min(MAX_RANGE, Math.floor(CHUNK_BYTES / Math.max(bytesPerRow, 1))))
     let range = rangeFor(dataset.bytes / Math.max(dataset.rows, 1))
     for (let after = 0; after < (last ?? 0);) {

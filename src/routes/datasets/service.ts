@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { request as httpRequest } from 'undici'
 import type { TransactionSql } from 'postgres'
+import type { ListenHandlers } from '../../db/listener.ts'
 import { withoutStatementTimeout, type Sql } from '../../db/pool.ts'
 import type { JobQueue } from '../../jobs/queue.ts'
 import { gather } from '../../lib/concurrency.ts'
@@ -23,6 +24,7 @@ import { charsetOf, formatOf, type Format } from './import/formats.ts'
 import { importRows } from './import/importer.ts'
 import { InvalidDataError } from './import/invalid-data.ts'
 import { rowSource } from './import/sources.ts'
+import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
 import { queryRows, type RowsRequest } from './rows.ts'
 import type { Dataset, DatasetColumn, DatasetDetail, DatasetSource, RowsPage } from './schemas.ts'
@@ -57,6 +59,7 @@ const PIECE_BYTES = 1024 * 1024
 const SYNC_UPLOADS_IN_MEMORY = 4
 // DELETE waits at most this long for a lock (an import finishing, another DELETE of the same set).
 const DELETE_LOCK_TIMEOUT = '2s'
+const UNDEFINED_TABLE = '42P01'
 
 /** A data set deleted while its import ran: the import rolls back and the job ends quietly. */
 class DatasetGone extends Error {}
@@ -64,6 +67,8 @@ class DatasetGone extends Error {}
 export function createDatasetService (options: DatasetServiceOptions) {
   const { sql, jobs } = options
   const datasets = createDatasetsRepository(sql)
+  // Used once the process listens for changes (resources.ts hands it to db/listener.ts).
+  const metadata = new MetadataCache()
   const memoryBudget = SYNC_UPLOADS_IN_MEMORY * options.syncMaxBytes
   let bytesInMemory = 0
 
@@ -75,17 +80,36 @@ export function createDatasetService (options: DatasetServiceOptions) {
     stats: { count: dataset.rows, computed_at: stats?.computed_at ?? null, columns: stats?.stats.columns ?? {} },
   })
 
-  /** A ready data set and its columns, read at once; 404 when missing, 409 while importing or failed. */
-  const readable = async (id: number, signal: AbortSignal): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
-    const { values } = await gather({
-      dataset: async (branch) => await datasets.find(id, branch),
-      columns: async (branch) => await datasets.columns(id, branch),
-    }, { signal })
-    const { dataset, columns } = values
-    if (dataset === undefined) throw notFound(id)
+  /** A ready data set and its columns (kept in memory while unchanged); 404 when missing, 409 while importing or failed. */
+  const readable = async (id: number, signal: AbortSignal): Promise<DatasetMetadata> => {
+    const found = await metadata.get(id, async () => {
+      const { values: { dataset, columns } } = await gather({
+        dataset: async (branch) => await datasets.find(id, branch),
+        columns: async (branch) => await datasets.columns(id, branch),
+      }, { signal })
+      return dataset === undefined ? undefined : { dataset, columns }
+    })
+    if (found === undefined) throw notFound(id)
+    const { dataset } = found
     if (dataset.status === 'importing') throw new Problem('conflict', `Data set ${id} is still importing (${dataset.rows} rows so far); its rows are readable once its status is "ready".`)
     if (dataset.status === 'failed') throw new Problem('conflict', `Data set ${id} failed to import: ${dataset.error?.detail ?? 'unknown reason'}`)
-    return { dataset, columns }
+    return found
+  }
+
+  /**
+   * `read` on a ready data set. Its table gone means the data set was deleted after its metadata
+   * was read (by another process, its announcement still on the way): read again, to answer 404.
+   */
+  const onReadable = async <T>(id: number, signal: AbortSignal, read: (found: DatasetMetadata) => Promise<T>): Promise<T> => {
+    const found = await readable(id, signal)
+    try {
+      return await read(found)
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== UNDEFINED_TABLE) throw error
+      metadata.forget(id)
+      await readable(id, signal)
+      throw error
+    }
   }
 
   /** A whole import inside the caller's transaction: the ready data set (its statistics job enqueued). */
@@ -231,13 +255,11 @@ export function createDatasetService (options: DatasetServiceOptions) {
     },
 
     async rows (id: number, request: RowsRequest, signal: AbortSignal): Promise<RowsPage> {
-      const { columns } = await readable(id, signal)
-      return await queryRows(sql, id, columns, request, { signal, maxBytes: options.pageMaxBytes })
+      return await onReadable(id, signal, async ({ columns }) => await queryRows(sql, id, columns, request, { signal, maxBytes: options.pageMaxBytes }))
     },
 
     async export (id: number, format: ExportFormat, signal: AbortSignal): Promise<{ dataset: Dataset, rows: Readable }> {
-      const { dataset, columns } = await readable(id, signal)
-      return { dataset, rows: exportRows(sql, dataset, columns, format, signal) }
+      return await onReadable(id, signal, async ({ dataset, columns }) => ({ dataset, rows: await exportRows(sql, dataset, columns, format, signal) }))
     },
 
     /**
@@ -247,7 +269,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
      */
     async remove (id: number): Promise<boolean> {
       const table = rowsTable(id)
-      return await sql.begin(async (tx) => {
+      const removed = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${DELETE_LOCK_TIMEOUT}'`)
         if (await datasets.delete(tx, id) === undefined) return false
         await tx`
@@ -256,6 +278,8 @@ export function createDatasetService (options: DatasetServiceOptions) {
         await table.drop(tx)
         return true
       })
+      metadata.forget(id) // now, not when the announcement arrives: this process's next read sees it
+      return removed
     },
 
     /**
@@ -308,6 +332,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
     },
 
     countsByStatus: async (signal: AbortSignal) => await datasets.countsByStatus(signal),
+
+    /** What hears of metadata changes (db/listener.ts on DATASET_CHANGED): nothing is kept until it listens. */
+    metadataChanges: metadata as ListenHandlers,
   }
 }
 
