@@ -1,7 +1,10 @@
 // The metadata of data sets in SQL: the `datasets` rows, their columns and statistics, and the
 // pieces of uploads waiting for their import. (The rows themselves live in tables of their own:
 // table.ts.) Reads take the caller's AbortSignal and are cancelled on the server when it fires.
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
+import { binaryCopyRow, binaryCopyRows } from '../../db/binary-copy.ts'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
 import type { Format } from './import/formats.ts'
@@ -116,13 +119,21 @@ export function createDatasetsRepository (sql: Sql) {
       return { uploadId: row.upload_id }
     },
 
+    /** One piece of an upload, in binary COPY (a bytea parameter would travel as hex text). */
     async storePiece (uploadId: string, seq: number, data: Buffer): Promise<void> {
-      await sql`insert into dataset_upload_pieces (upload_id, seq, data) values (${uploadId}, ${seq}, ${data})`
+      const seqField = Buffer.alloc(4)
+      seqField.writeInt32BE(seq)
+      const copy = await sql`copy dataset_upload_pieces (upload_id, seq, data) from stdin with (format binary)`.writable()
+      await pipeline(Readable.from([binaryCopyRow([uuidBytes(uploadId), seqField, data])]), copy)
     },
 
     async readPiece (uploadId: string, seq: number): Promise<Buffer | undefined> {
-      const [piece] = await sql<[{ data: Buffer }?]>`select data from dataset_upload_pieces where upload_id = ${uploadId} and seq = ${seq}`
-      return piece?.data
+      // COPY takes no parameters: the id is checked to be a UUID, the number is an integer of ours.
+      const copy = sql.unsafe(`copy (select data from dataset_upload_pieces where upload_id = '${uuidText(uploadId)}' and seq = ${Math.trunc(seq)}) to stdout with (format binary)`)
+      const chunks: Buffer[] = []
+      for await (const chunk of await copy.readable() as AsyncIterable<Buffer>) chunks.push(chunk)
+      const [row] = binaryCopyRows(Buffer.concat(chunks))
+      return row?.[0] ?? undefined
     },
 
     async deletePieces (uploadId: string): Promise<void> {
@@ -138,4 +149,15 @@ export function createDatasetsRepository (sql: Sql) {
       return removed.count
     },
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function uuidText (id: string): string {
+  if (!UUID.test(id)) throw new Error(`not a UUID: ${id.slice(0, 40)}`)
+  return id
+}
+
+function uuidBytes (id: string): Buffer {
+  return Buffer.from(uuidText(id).replaceAll('-', ''), 'hex')
 }

@@ -55,6 +55,7 @@ export type DatasetService = ReturnType<typeof createDatasetService>
 export type Naming = Omit<NewDataset, 'name'> & { name?: string }
 
 const PIECE_BYTES = 1024 * 1024
+const SLICE_BYTES = 64 * 1024
 // Small uploads are held in memory while they arrive, at most this many of them at once (by bytes).
 const SYNC_UPLOADS_IN_MEMORY = 4
 // DELETE waits at most this long for a lock (an import finishing, another DELETE of the same set).
@@ -136,9 +137,13 @@ export function createDatasetService (options: DatasetServiceOptions) {
     let seq = 0
     let pieces: Buffer[] = []
     let size = 0
+    // One piece is written while the next arrives; the one before must be in first.
+    let storing: Promise<void> = Promise.resolve()
     const store = async (): Promise<void> => {
+      await storing
       if (size === 0) return
-      await datasets.storePiece(uploadId, seq++, Buffer.concat(pieces))
+      storing = datasets.storePiece(uploadId, seq++, Buffer.concat(pieces))
+      storing.catch(() => {}) // awaited by the next store(); observed now, should the upload break off first
       pieces = []
       size = 0
     }
@@ -150,24 +155,33 @@ export function createDatasetService (options: DatasetServiceOptions) {
         if (size >= PIECE_BYTES) await store()
       }
       await store()
+      await storing
       return await sql.begin(async (tx) => {
         const created = await datasets.insert(tx, dataset, { source: 'upload', format, uploadId, bytes: counted.bytes })
         await jobs.enqueue(tx, 'import_dataset', { dataset_id: created.id })
         return created
       })
     } catch (error) {
+      await storing.catch(() => {}) // a piece still being written would land after the delete
       // Pieces that cannot be removed now (the database is down, say) go with the next sweep.
       await datasets.deletePieces(uploadId).catch(() => {})
       throw error
     }
   }
 
-  /** The pieces of a stored upload, one query each, as a stream of bytes. */
+  /**
+   * The pieces of a stored upload, one query each, as a stream of bytes: the next is read while
+   * one is imported. A piece goes on in slices the size of a network read, so that the rows parsed
+   * from one die young (a whole piece's rows would outlive the young generation and swell the heap).
+   */
   async function * storedUpload (uploadId: string): AsyncGenerator<Buffer> {
-    for (let seq = 0; ; seq++) {
-      const piece = await datasets.readPiece(uploadId, seq)
+    let next = datasets.readPiece(uploadId, 0)
+    for (let seq = 1; ; seq++) {
+      const piece = await next
       if (piece === undefined) return
-      yield piece
+      next = datasets.readPiece(uploadId, seq)
+      next.catch(() => {}) // awaited at the next turn; observed now, should the import stop first
+      for (let at = 0; at < piece.length; at += SLICE_BYTES) yield piece.subarray(at, at + SLICE_BYTES)
     }
   }
 

@@ -9,6 +9,7 @@
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
+import { setImmediate } from 'node:timers/promises'
 import type { TransactionSql } from 'postgres'
 import { fieldLiteral, isMissing, typeOf, widen, type ColumnType, type Value } from '../column-types.ts'
 import type { DatasetColumn } from '../schemas.ts'
@@ -138,6 +139,10 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
     const text = chunk
     chunk = ''
     await copy.write(text)
+    // An upload held in memory and a COPY socket the kernel drains as fast as it is written never
+    // make this wait for I/O (the socket's write callbacks come as ticks): without a turn of the
+    // event loop per chunk, an import would hold it for seconds and every other request with it.
+    await setImmediate()
   }
   const closeCopy = async (): Promise<void> => {
     await flush()
