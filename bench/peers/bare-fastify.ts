@@ -9,7 +9,8 @@ import postgres from 'postgres'
 const sql = postgres(process.env.DATABASE_URL!, { max: 10 })
 const rowsSql = process.env.ROWS_SQL
 const rowsParameters = JSON.parse(process.env.ROWS_PARAMS ?? '[]') as string[]
-const app = Fastify()
+// LOG_LEVEL set: Fastify's default logger (pino, two lines per request) at that level.
+const app = Fastify(process.env.LOG_LEVEL === undefined ? {} : { logger: { level: process.env.LOG_LEVEL } })
 app.get('/healthz', async () => ({ status: 'ok' }))
 app.get('/users', async (request) => {
   const { limit = '10', after = '0' } = request.query as { limit?: string, after?: string }

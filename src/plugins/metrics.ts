@@ -4,7 +4,7 @@
 // job queue and data set imports. One registry per app, so that tests can build many apps.
 import type { preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client'
 import type { ComputePools } from '../compute/pools.ts'
 import type { DatabaseActivityRepository } from '../db/activity.ts'
 import type { JobQueue } from '../jobs/queue.ts'
@@ -31,25 +31,15 @@ export const metrics = fp<MetricsOptions>(async (app, { database, compute, jobs,
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
 
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from request to response, by route (the pattern, not the URL) and status.',
-    labelNames: ['method', 'route', 'status_code'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  })
-  // One child per (method, route, status), kept: prom-client would otherwise build and hash the
-  // label set on every request, a measurable share of a small route's time.
-  const children = new Map<string, { observe: (value: number) => void }>()
+  const durations = new RequestDurations(
+    'http_request_duration_seconds',
+    'Time from request to response, by route (the pattern, not the URL) and status.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  )
+  // The registry reads a metric through get(); the type names prom-client's four classes only.
+  registry.registerMetric(durations as unknown as Metric)
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${request.method} ${reply.statusCode} ${route}`
-    let child = children.get(key)
-    if (child === undefined) {
-      child = duration.labels({ method: request.method, route, status_code: reply.statusCode })
-      children.set(key, child)
-    }
-    child.observe(reply.elapsedTime / 1000)
+    durations.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
 
@@ -132,3 +122,69 @@ export const metrics = fp<MetricsOptions>(async (app, { database, compute, jobs,
     return await reply.type(registry.contentType).send(text)
   })
 }, { name: 'data-api-metrics' })
+
+interface Series { labels: { method: string, route: string, status_code: number }, counts: Float64Array, sum: number, count: number }
+
+/**
+ * The request-duration histogram, counted here and read by prom-client's registry like any of its
+ * metrics (get(): name, help, type, values). prom-client's own Histogram, on every observe(),
+ * hashes the label set into a string, checks every label and looks the bucket up by a number turned
+ * into a property name: a few hundred ns, a measurable share of a small route. Here a series is
+ * found by three keys the request already has (route pattern, method, status; no string is built),
+ * and observing is a bucket search and three additions. The exposition text is the same, line for line.
+ */
+export class RequestDurations {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly name: string
+  readonly help: string
+  readonly buckets: readonly number[]
+  readonly #series = new Map<string, Map<string, Map<number, Series>>>()
+
+  constructor (name: string, help: string, buckets: readonly number[]) {
+    this.name = name
+    this.help = help
+    this.buckets = buckets
+  }
+
+  observe (method: string, route: string, statusCode: number, seconds: number): void {
+    let byMethod = this.#series.get(route)
+    if (byMethod === undefined) this.#series.set(route, byMethod = new Map<string, Map<number, Series>>())
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, byStatus = new Map<number, Series>())
+    let series = byStatus.get(statusCode)
+    if (series === undefined) {
+      series = { labels: { method, route, status_code: statusCode }, counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }
+      byStatus.set(statusCode, series)
+    }
+    const bounds = this.buckets
+    let bucket = 0
+    while (bucket < bounds.length && seconds > bounds[bucket]!) bucket++
+    if (bucket < bounds.length) series.counts[bucket]!++
+    series.sum += seconds
+    series.count++
+  }
+
+  async get (): Promise<{ name: string, help: string, type: 'histogram', aggregator: 'sum', values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> }> {
+    const values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> = []
+    for (const byMethod of this.#series.values()) {
+      for (const byStatus of byMethod.values()) {
+        for (const { labels, counts, sum, count } of byStatus.values()) {
+          let cumulative = 0
+          this.buckets.forEach((bound, index) => {
+            cumulative += counts[index]!
+            values.push({ labels: { le: bound, ...labels }, value: cumulative, metricName: `${this.name}_bucket` })
+          })
+          values.push({ labels: { le: '+Inf', ...labels }, value: count, metricName: `${this.name}_bucket` })
+          values.push({ labels, value: sum, metricName: `${this.name}_sum` })
+          values.push({ labels, value: count, metricName: `${this.name}_count` })
+        }
+      }
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void {
+    this.#series.clear()
+  }
+}

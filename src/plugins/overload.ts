@@ -3,13 +3,12 @@
 // database pool's) where it would wait until its client gives up. Three signals:
 // - requests in flight above CONCURRENCY_LIMIT (what bounds the wait for the database pool: the
 //   pool takes them in turn, so the queue in front of it is never longer than this);
-// - the mean event-loop delay over the last second (@fastify/under-pressure);
-// - the V8 heap in use as a share of its limit (@fastify/under-pressure).
+// - the mean event-loop delay over the last second (sampled by @fastify/under-pressure);
+// - the V8 heap in use as a share of its limit (sampled by @fastify/under-pressure).
 // Routes marked `config: { alwaysAnswer: true }` (/healthz, /readyz, /metrics) are never shed: an
 // orchestrator must see a loaded process as alive, and /healthz does no work worth saving.
 import { getHeapStatistics } from 'node:v8'
 import underPressure from '@fastify/under-pressure'
-import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Problem } from '../lib/errors.ts'
 import { declareProblemResponse } from '../lib/schemas.ts'
@@ -34,20 +33,17 @@ const RETRY_AFTER_SECONDS = 1
 const SAMPLE_INTERVAL_MS = 1_000
 
 export const overload = fp<OverloadOptions>(async (app, { inFlight, concurrencyLimit, maxEventLoopDelayMs, maxHeapUsedPercent }) => {
-  const exempt = (request: FastifyRequest): boolean => request.routeOptions.config.alwaysAnswer === true
   app.addHook('onRoute', (route) => {
     if (route.config?.alwaysAnswer !== true) declareProblemResponse(route, 503)
   })
 
-  if (concurrencyLimit > 0) {
-    app.addHook('onRequest', (request, _reply, done) => {
-      if (inFlight() > concurrencyLimit && !exempt(request)) {
-        done(new Problem('service-unavailable', `The server is handling its limit of ${concurrencyLimit} requests at once; retry shortly.`, { retryAfterSeconds: RETRY_AFTER_SECONDS }))
-        return
-      }
-      done()
-    })
-  }
+  // @fastify/under-pressure samples the event-loop delay and the heap; it is given no thresholds,
+  // so it adds no hook of its own: that one read request.routeOptions (a getter that builds an
+  // object per call) on every request. The one hook below checks all three signals and looks at
+  // the route only for a request it is about to shed.
+  await app.register(underPressure, { sampleInterval: SAMPLE_INTERVAL_MS })
+  const maxHeapUsedBytes = maxHeapUsedPercent === 0 ? 0 : Math.floor(getHeapStatistics().heap_size_limit * maxHeapUsedPercent / 100)
+  if (concurrencyLimit === 0 && maxEventLoopDelayMs === 0 && maxHeapUsedBytes === 0) return
 
   // The event-loop delay sampled while the app started (compiling every route's schemas, loading
   // modules) is start-up, not overload, and a process that says it listens must serve: that
@@ -55,19 +51,21 @@ export const overload = fp<OverloadOptions>(async (app, { inFlight, concurrencyL
   let loopDelayCountsFrom = Infinity
   app.addHook('onReady', async () => { loopDelayCountsFrom = performance.now() + 2 * SAMPLE_INTERVAL_MS })
 
-  const reasons: Record<string, string> = {
-    eventLoopDelay: 'its event loop is saturated',
-    heapUsedBytes: 'its memory is nearly exhausted',
+  /** Why this process should not take a new request now, or undefined. */
+  const reasonToShed = (): Problem | undefined => {
+    if (concurrencyLimit > 0 && inFlight() > concurrencyLimit) {
+      return new Problem('service-unavailable', `The server is handling its limit of ${concurrencyLimit} requests at once; retry shortly.`, { retryAfterSeconds: RETRY_AFTER_SECONDS })
+    }
+    const { eventLoopDelay, heapUsed } = app.memoryUsage()
+    const overloaded = maxEventLoopDelayMs > 0 && eventLoopDelay > maxEventLoopDelayMs && performance.now() >= loopDelayCountsFrom
+      ? 'its event loop is saturated'
+      : maxHeapUsedBytes > 0 && heapUsed > maxHeapUsedBytes ? 'its memory is nearly exhausted' : undefined
+    return overloaded === undefined ? undefined : new Problem('service-unavailable', `The server is overloaded (${overloaded}); retry shortly.`, { retryAfterSeconds: RETRY_AFTER_SECONDS })
   }
-  await app.register(underPressure, {
-    maxEventLoopDelay: maxEventLoopDelayMs,
-    sampleInterval: SAMPLE_INTERVAL_MS,
-    maxHeapUsedBytes: maxHeapUsedPercent === 0 ? 0 : Math.floor(getHeapStatistics().heap_size_limit * maxHeapUsedPercent / 100),
-    // Called only while a threshold is crossed. A rejected promise reaches the app's error handler
-    // (problem+json, Retry-After); undefined lets the request through.
-    pressureHandler: (request: FastifyRequest, _reply: unknown, type: string) => {
-      if (exempt(request) || (type === 'eventLoopDelay' && performance.now() < loopDelayCountsFrom)) return undefined
-      return Promise.reject(new Problem('service-unavailable', `The server is overloaded (${reasons[type] ?? type}); retry shortly.`, { retryAfterSeconds: RETRY_AFTER_SECONDS }))
-    },
+  // A callback hook: a rejected promise or an error reaches the app's error handler (problem+json, Retry-After).
+  app.addHook('onRequest', (request, _reply, done) => {
+    const problem = reasonToShed()
+    if (problem !== undefined && request.routeOptions.config.alwaysAnswer !== true) done(problem)
+    else done()
   })
 })
