@@ -8,20 +8,10 @@ import { MetadataCache, type DatasetMetadata } from '../src/routes/datasets/meta
 import type { Dataset } from '../src/routes/datasets/schemas.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { createTestDatabase } from './helpers/database.ts'
-import { json } from './helpers/http.ts'
+import { json, until } from './helpers/http.ts'
 
 const ANSWER_WITHIN_MS = 30_000
 const PROBE_MS = 1_000
-
-async function until<T> (what: string, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ANSWER_WITHIN_MS
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe('MetadataCache', () => {
   const entry = (id: number, status: Dataset['status'] = 'ready'): DatasetMetadata => ({ dataset: { id, status } as Dataset, columns: [] })

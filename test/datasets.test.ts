@@ -7,7 +7,7 @@ import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { createConfiguredDatasetService } from '../src/routes/datasets/service.ts'
 import { seedDemo } from '../src/resources.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
-import { json } from './helpers/http.ts'
+import { json, until } from './helpers/http.ts'
 
 const { app, sql } = await buildTestApp({ after }, { JOB_SUPERVISE_INTERVAL_SECONDS: '1', DATASET_SYNC_MAX_BYTES: '20000', SSRF_ALLOWLIST: '127.0.0.1' }, { worker: true })
 const base = await listen(app)
@@ -28,16 +28,6 @@ async function created (body: string, contentType: string, query = ''): Promise<
 
 function fieldsOf (answer: any): Record<string, string> {
   return Object.fromEntries(answer.schema.fields.map((field: { name: string, type: string }) => [field.name, field.type]))
-}
-
-async function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
 }
 
 async function allRows (id: number, query: string, limit: number): Promise<any[]> {

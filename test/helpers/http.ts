@@ -26,6 +26,17 @@ export async function delay (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/** Polls `check` until it gives a value (not undefined or false); past `timeoutMs`, fails naming `what`. */
+export async function until<T> (what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined && value !== false) return value
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await delay(50)
+  }
+}
+
 /** A JSON body, typed loosely: the assertions check its shape. */
 export async function json (response: Response): Promise<any> {
   return await response.json()
