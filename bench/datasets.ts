@@ -33,7 +33,7 @@ import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createSql, type Sql } from '../src/db/pool.ts'
 import { encodeCursor } from '../src/routes/datasets/rows.ts'
-import { hasTaskset, PROJECT_ROOT, spawnServer, type RunningServer } from '../tools/processes.ts'
+import { hasTaskset, PROJECT_ROOT, ServerScope, spawnServer, type RunningServer } from '../tools/processes.ts'
 import { countLines, CSV_COLUMNS, generateCsv, latencies, peakRss, rss, type Latency } from './dataset-measures.ts'
 import { ensureDatasetteVenv, loadSqlite, startDatasette } from './datasette-peer.ts'
 import { renderTable, type DatasetsResults, type PageCase } from './datasets-report.ts'
@@ -110,17 +110,7 @@ const postgresServer = await startEmbeddedPostgres({ clusterDir: path.join(dir, 
 // CPU 1, away from the servers measured on CPU 0. Children started later pin themselves.
 const isPinned = await hasTaskset()
 if (isPinned) await promisify(execFile)('taskset', ['-a', '-p', '-c', String(CLIENT_CPU), String(process.pid)])
-const running: RunningServer[] = []
-const withServer = async <T>(start: () => Promise<RunningServer>, action: (server: RunningServer) => Promise<T>): Promise<T> => {
-  const server = await start()
-  running.push(server)
-  try {
-    return await action(server)
-  } finally {
-    await server.stop()
-    running.splice(running.indexOf(server), 1)
-  }
-}
+const servers = new ServerScope()
 
 try {
   const databaseUrl = await ensureDatabase(postgresServer.url, 'bench')
@@ -170,7 +160,7 @@ try {
 
   // 1a. Request path, alternating with the reference COPY.
   const requestPath = { ms: [] as number[], peakRss: [] as number[], idleRss: [] as number[] }
-  await withServer(startDataApi('request-path', syncMaxBytes.requestPath), async ({ url: base, pid }) => {
+  await servers.run(startDataApi('request-path', syncMaxBytes.requestPath), async ({ url: base, pid }) => {
     for (let run = 0; run < runs; run++) {
       await referenceCopy()
       requestPath.idleRss.push(await rss(pid))
@@ -189,7 +179,7 @@ try {
   const jobPath = { ms: [] as number[], acceptedMs: [] as number[], peakRss: [] as number[], idleRss: [] as number[] }
   const statsIndexMs: number[] = []
   let datasetId = 0
-  await withServer(startDataApi('job-path', syncMaxBytes.jobPath), async ({ url: base, pid }) => {
+  await servers.run(startDataApi('job-path', syncMaxBytes.jobPath), async ({ url: base, pid }) => {
     for (let run = 0; run < runs; run++) {
       await referenceCopy()
       if (datasetId !== 0) await remove(base, datasetId)
@@ -241,7 +231,7 @@ try {
   }
   pageCases.push(['filter score__gt=500 & active=true, sort=-score, first page', FILTERED_PATH(id)])
 
-  const dataApiReads = await withServer(startDataApi('reads', defaults.syncMaxBytes), async ({ url: base }) => {
+  const dataApiReads = await servers.run(startDataApi('reads', defaults.syncMaxBytes), async ({ url: base }) => {
     const pages: PageCase[] = []
     for (const [what, target] of pageCases) {
       pages.push({ what, dataApi: await latencies(`${base}${target}`, LATENCY_REQUESTS) })
@@ -259,7 +249,7 @@ try {
   const captured = await captureRowsQueries(databaseUrl, id, { limit: 100, sort: '-score', filters: FILTER }, defaults.pageMaxBytes)
   if (captured.queries.length !== 1 || captured.rows !== 100) throw new Error(`queryRows sent ${captured.queries.length} queries (expected one) for ${captured.rows} rows`)
   const [query] = captured.queries as [typeof captured.queries[0]]
-  const bare = await withServer(async () => await spawnServer({
+  const bare = await servers.run(async () => await spawnServer({
     command: process.execPath,
     args: ['bench/peers/bare-fastify.ts'],
     env: { DATABASE_URL: databaseUrl, ROWS_SQL: query.text, ROWS_PARAMS: JSON.stringify(query.parameters) },
@@ -278,7 +268,7 @@ try {
     const db = path.join(dir, 'data.db')
     const ingest = await loadSqlite({ python, csv: file, db, columns: [...CSV_COLUMNS], booleanColumns: ['active'], cpu: SERVER_CPU })
     say(`sqlite-utils insert: ${ingest.insertMs.toFixed(0)} ms; booleans + indexes ${ingest.prepareMs.toFixed(0)} ms`)
-    datasette = await withServer(async () => await startDatasette({ python, db, cpu: SERVER_CPU }), async ({ url: base }) => {
+    datasette = await servers.run(async () => await startDatasette({ python, db, cpu: SERVER_CPU }), async ({ url: base }) => {
       const page = await (await request(`${base}${DATASETTE_FILTERED_PATH}`)).body.json() as { rows: unknown[] }
       if (page.rows.length !== 100) throw new Error(`Datasette's filtered page has ${page.rows.length} rows`)
       const firstPage = await latencies(`${base}${DATASETTE_FIRST_PAGE_PATH}`, LATENCY_REQUESTS)
@@ -329,7 +319,7 @@ try {
   await fs.writeFile(out, `${JSON.stringify(results, null, 2)}\n`)
   say(`\n${renderTable(results)}\n\nmedian COPY ${median(copyMs).toFixed(0)} ms; written to ${path.relative(PROJECT_ROOT, out)}`)
 } finally {
-  for (const server of running) await server.stop()
+  await servers.stopAll()
   await postgresServer.stop()
   await fs.rm(dir, { recursive: true, force: true })
 }

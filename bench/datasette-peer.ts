@@ -5,20 +5,17 @@
 //   ensureDatasetteVenv(cacheDir, log)              → the venv's python (built once per requirements)
 //   loadSqlite({ python, csv, db, columns, cpu })   → { insertMs, prepareMs }
 //   startDatasette({ python, db, cpu })             → { url, pid, pinnedCpu, output(), stop() }
-import { execFile, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import path from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { findFreePort } from '../src/lib/free-port.ts'
-import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
 import { ensureVenv } from '../tools/python-venv.ts'
-import { hasTaskset, pinned, PROJECT_ROOT } from '../tools/processes.ts'
+import { pinned, PROJECT_ROOT } from '../tools/processes.ts'
+import { startPythonServer, type PythonServer } from './python-server.ts'
 
 const REQUIREMENTS = path.join(PROJECT_ROOT, 'bench', 'peers', 'datasette', 'requirements.txt')
 const VENV_NAME = 'datasette-venv'
 const START_TIMEOUT_MS = 60_000
-const POLL_INTERVAL_MS = 100
-const STDERR_KEPT_CHARS = 8_000
 const LOAD_TIMEOUT_MS = 60 * 60_000
 
 /**
@@ -33,14 +30,7 @@ const LOAD_TIMEOUT_MS = 60 * 60_000
  */
 const SETTINGS: Array<[string, string]> = [['suggest_facets', 'off'], ['max_csv_mb', '0']]
 
-export interface DatasettePeer {
-  /** http://127.0.0.1:PORT, no trailing slash. */
-  readonly url: string
-  readonly pid: number
-  readonly pinnedCpu: number | undefined
-  readonly output: () => string
-  stop: () => Promise<void>
-}
+export type DatasettePeer = PythonServer
 
 /** `<cacheDir>/datasette-venv` with requirements.txt installed (built once); returns the venv's python. */
 export async function ensureDatasetteVenv (cacheDir: string, log: (line: string) => void): Promise<string> {
@@ -83,47 +73,14 @@ export async function loadSqlite ({ python, csv, db, columns, booleanColumns, cp
 /** `datasette serve db` on a free loopback port, resolved once /-/versions.json answers 200. */
 export async function startDatasette ({ python, db, cpu }: { python: string, db: string, cpu?: number }): Promise<DatasettePeer> {
   const port = await findFreePort()
-  const serve = ['-m', 'datasette', 'serve', db, '--host', '127.0.0.1', '--port', String(port), ...SETTINGS.flatMap(([name, value]) => ['--setting', name, value])]
-  const pinnedCpu = cpu !== undefined && await hasTaskset() ? cpu : undefined
-  const [command, args] = await pinned(pinnedCpu, python, serve)
-  const child = spawnOwned(command, args, {
+  return await startPythonServer({
+    name: 'datasette',
+    python,
+    args: ['-m', 'datasette', 'serve', db, '--host', '127.0.0.1', '--port', String(port), ...SETTINGS.flatMap(([name, value]) => ['--setting', name, value])],
+    port,
     cwd: path.dirname(db),
-    env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    cpu,
+    probe: { path: '/-/versions.json', ready: (response) => response.status === 200 },
+    startTimeoutMs: START_TIMEOUT_MS,
   })
-  let stderr = ''
-  child.stderr!.setEncoding('utf8')
-  // Read for as long as the process lives, so that a full pipe never blocks it.
-  child.stderr!.on('data', (chunk: string) => { stderr = `${stderr}${chunk}`.slice(-STDERR_KEPT_CHARS) })
-  const output = (): string => stderr
-  const url = `http://127.0.0.1:${port}`
-  try {
-    await waitUntilAnswering(child, url, output)
-  } catch (error) {
-    await stopProcess(child)
-    throw error
-  }
-  return { url, pid: child.pid!, pinnedCpu, output, stop: async () => { await stopProcess(child) } }
-}
-
-async function waitUntilAnswering (child: ChildProcess, url: string, output: () => string): Promise<void> {
-  let failure: string | undefined
-  child.once('error', (error) => { failure = `could not start datasette: ${error.message}` })
-  child.once('exit', (code, signal) => { failure ??= `datasette exited during start-up (code ${code ?? signal})` })
-  const deadline = performance.now() + START_TIMEOUT_MS
-  while (true) {
-    if (failure !== undefined) {
-      await delay(50) // the last stderr chunk may still be on its way
-      throw new Error(`${failure}:\n${output().trim()}`)
-    }
-    if (performance.now() > deadline) throw new Error(`Datasette did not answer GET ${url}/-/versions.json within ${START_TIMEOUT_MS / 1000} s:\n${output().trim()}`)
-    try {
-      const response = await fetch(`${url}/-/versions.json`, { signal: AbortSignal.timeout(1_000) })
-      await response.body?.cancel()
-      if (response.status === 200 && failure === undefined) return
-    } catch {
-      // not listening yet
-    }
-    await delay(POLL_INTERVAL_MS)
-  }
 }

@@ -6,22 +6,18 @@
 //
 // uvicorn runs bench/peers/fastapi/app.py with one worker (uvloop and httptools, which
 // uvicorn[standard] installs and uvicorn picks by itself), access log off.
-import type { ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
 import { findFreePort } from '../src/lib/free-port.ts'
-import { spawnOwned, stopProcess } from '../src/lib/child-process.ts'
 import { ensureVenv } from '../tools/python-venv.ts'
-import { hasTaskset, pinned, PROJECT_ROOT } from '../tools/processes.ts'
+import { PROJECT_ROOT } from '../tools/processes.ts'
+import { startPythonServer, type PythonServer } from './python-server.ts'
 
 /** The peer's directory: app.py and requirements.txt; uvicorn runs with it as cwd. */
 export const FASTAPI_PEER_DIR = path.join(PROJECT_ROOT, 'bench', 'peers', 'fastapi')
 const REQUIREMENTS = path.join(FASTAPI_PEER_DIR, 'requirements.txt')
 const VENV_NAME = 'fastapi-venv'
 const START_TIMEOUT_MS = 30_000
-const POLL_INTERVAL_MS = 100
-const STDERR_KEPT_CHARS = 8_000
 
 export interface FastapiPeerOptions {
   /** The venv's python, from ensureFastapiVenv(). */
@@ -34,17 +30,7 @@ export interface FastapiPeerOptions {
   cpu?: number
 }
 
-export interface FastapiPeer {
-  /** http://127.0.0.1:PORT, no trailing slash. */
-  readonly url: string
-  readonly pid: number
-  /** The core the server is pinned to; undefined when no `cpu` was asked for or taskset is missing. */
-  readonly pinnedCpu: number | undefined
-  /** The last 8,000 characters uvicorn wrote to stderr (warnings and errors, e.g. a 500's traceback). */
-  readonly output: () => string
-  /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. Safe to call twice. */
-  stop: () => Promise<void>
-}
+export type FastapiPeer = PythonServer
 
 /** `<cacheDir>/fastapi-venv` with requirements.txt installed (built once); returns the venv's python. */
 export async function ensureFastapiVenv (cacheDir: string, log: (line: string) => void): Promise<string> {
@@ -58,63 +44,19 @@ export async function startFastapi ({ python, databaseUrl, port, cpu }: FastapiP
   // and until then /healthz would be answered by whatever else holds the port.
   if (port !== undefined) await assertPortFree(port)
   const listenPort = port ?? await findFreePort()
-  const uvicorn = [python, '-m', 'uvicorn', 'app:app', '--host', '127.0.0.1', '--port', String(listenPort),
-    '--workers', '1', '--no-access-log', '--log-level', 'warning']
-  const pinnedCpu = cpu !== undefined && await hasTaskset() ? cpu : undefined
-  const [command, args] = await pinned(pinnedCpu, uvicorn[0]!, uvicorn.slice(1))
-  const child = spawnOwned(command, args, {
+  return await startPythonServer({
+    name: 'uvicorn',
+    python,
+    args: ['-m', 'uvicorn', 'app:app', '--host', '127.0.0.1', '--port', String(listenPort), '--workers', '1', '--no-access-log', '--log-level', 'warning'],
+    port: listenPort,
     cwd: FASTAPI_PEER_DIR,
-    // No __pycache__ next to app.py: the peer's directory is part of the repository.
-    env: { ...process.env, DATABASE_URL: databaseUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { DATABASE_URL: databaseUrl },
+    cpu,
+    // uvicorn's own answer (its `server` header), not another server's on the same port.
+    probe: { path: '/healthz', ready: (response) => response.status === 200 && response.headers.get('server') === 'uvicorn' },
+    startTimeoutMs: START_TIMEOUT_MS,
   })
-
-  let stderr = ''
-  child.stderr!.setEncoding('utf8')
-  // Read for as long as the process lives, so that a full pipe never blocks it.
-  child.stderr!.on('data', (chunk: string) => { stderr = `${stderr}${chunk}`.slice(-STDERR_KEPT_CHARS) })
-  const output = (): string => stderr
-
-  const url = `http://127.0.0.1:${listenPort}`
-  try {
-    await waitUntilHealthy(child, url, output)
-  } catch (error) {
-    await stopProcess(child)
-    throw error
-  }
-  return { url, pid: child.pid!, pinnedCpu, output, stop: async () => { await stopProcess(child) } }
 }
-
-/**
- * Polls /healthz until it answers 200 from uvicorn (its `server` header) while our process lives.
- * Rejects with uvicorn's stderr when the process exits or fails to spawn first, or after
- * START_TIMEOUT_MS.
- */
-async function waitUntilHealthy (child: ChildProcess, url: string, output: () => string): Promise<void> {
-  let failure: string | undefined
-  child.once('error', (error) => { failure = `could not start uvicorn: ${error.message}` })
-  child.once('exit', (code, signal) => { failure ??= `uvicorn exited during start-up (code ${code ?? signal})` })
-
-  const deadline = performance.now() + START_TIMEOUT_MS
-  while (true) {
-    if (failure !== undefined) {
-      await delay(50) // the last stderr chunk may still be on its way
-      throw new Error(`${failure}:\n${output().trim()}`)
-    }
-    if (performance.now() > deadline) {
-      throw new Error(`the FastAPI peer did not answer GET ${url}/healthz within ${START_TIMEOUT_MS / 1000} s:\n${output().trim()}`)
-    }
-    try {
-      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) })
-      await response.body?.cancel()
-      if (response.status === 200 && response.headers.get('server') === 'uvicorn' && failure === undefined) return
-    } catch {
-      // not listening yet
-    }
-    await delay(POLL_INTERVAL_MS)
-  }
-}
-
 
 async function assertPortFree (port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {

@@ -16,7 +16,7 @@ import { ensureDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { openResources } from '../src/resources.ts'
-import { hasTaskset, PROJECT_ROOT, spawnServer, type RunningServer } from '../tools/processes.ts'
+import { hasTaskset, PROJECT_ROOT, ServerScope, spawnServer, type RunningServer } from '../tools/processes.ts'
 import { ensureFastapiVenv, startFastapi } from './fastapi-peer.ts'
 import { runLoad } from './load.ts'
 import { renderCharts, renderMarkdown, updateBenchmarksFile } from './report.ts'
@@ -97,9 +97,9 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
   await fs.chmod(work, 0o755)
   const quiet = pino({ level: 'warn' })
   const postgres = await startEmbeddedPostgres({ clusterDir: path.join(work, 'pg'), log: quiet })
-  const running: RunningServer[] = []
+  const scope = new ServerScope()
   const cleanUp = async (): Promise<void> => {
-    for (const server of running.splice(0)) await server.stop()
+    await scope.stopAll()
     await postgres.stop()
     await fs.rm(work, { recursive: true, force: true })
   }
@@ -147,16 +147,7 @@ export async function runBench (options: BenchOptions): Promise<BenchResults> {
         'FastAPI (pool per request)': async () => await startFastapi({ python, databaseUrl, cpu: SERVER_CPU }),
       }),
     }
-    const withServer = async <T>(name: ServerName, action: (server: RunningServer) => Promise<T>): Promise<T> => {
-      const server = await servers[name]!()
-      running.push(server)
-      try {
-        return await action(server)
-      } finally {
-        await server.stop()
-        running.splice(running.indexOf(server), 1)
-      }
-    }
+    const withServer = async <T>(name: ServerName, action: (server: RunningServer) => Promise<T>): Promise<T> => await scope.run(servers[name]!, action)
 
     // Throughput: one server at a time, every scenario it serves.
     const throughput: ThroughputScenario[] = SCENARIOS.filter((scenario) => matches(scenario.name)).map((scenario) => ({

@@ -17,6 +17,31 @@ export interface SpawnedServer extends RunningServer {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null, stderr: string }>
 }
 
+/**
+ * Servers run one after another: `run` starts one, hands it to `action` and stops it after;
+ * `stopAll` stops those still running (a run cut short by an error or a signal).
+ */
+export class ServerScope {
+  readonly #running = new Set<RunningServer>()
+
+  async run<T> (start: () => Promise<RunningServer>, action: (server: RunningServer) => Promise<T>): Promise<T> {
+    const server = await start()
+    this.#running.add(server)
+    try {
+      return await action(server)
+    } finally {
+      this.#running.delete(server)
+      await server.stop()
+    }
+  }
+
+  async stopAll (): Promise<void> {
+    const left = [...this.#running]
+    this.#running.clear()
+    for (const server of left) await server.stop()
+  }
+}
+
 let tasksetAvailable: boolean | undefined
 
 export async function hasTaskset (): Promise<boolean> {
