@@ -127,8 +127,8 @@ try {
   const startDataApi = (name: string, syncMaxBytes: number) => async (): Promise<RunningServer> => await spawnServer({
     command: process.execPath,
     args: ['bin/data-api.js', 'serve'],
-    // As in production: info logging (one line per request, to a file), the in-process job worker.
-    env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', DATASET_SYNC_MAX_BYTES: String(syncMaxBytes) },
+    // Logging at warn, as the bare peer writes no line per request either; the in-process job worker.
+    env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', DATASET_SYNC_MAX_BYTES: String(syncMaxBytes) },
     cpu: SERVER_CPU,
     logFile: path.join(dir, `${name}.log`),
   })
@@ -246,7 +246,7 @@ try {
   say(`data-api filtered page: ${dataApiReads.filtered.rps.toFixed(0)} req/s`)
 
   // The bare peer runs the SELECT data-api runs for the filtered page, read from data-api's code.
-  const captured = await captureRowsQueries(databaseUrl, id, { limit: 100, sort: '-score', filters: FILTER }, defaults.pageMaxBytes)
+  const captured = await captureRowsQueries(databaseUrl, id, { _limit: 100, _sort: '-score', ...FILTER }, defaults.pageMaxBytes)
   if (captured.queries.length !== 1 || captured.rows !== 100) throw new Error(`queryRows sent ${captured.queries.length} queries (expected one) for ${captured.rows} rows`)
   const [query] = captured.queries as [typeof captured.queries[0]]
   const bare = await servers.run(async () => await spawnServer({

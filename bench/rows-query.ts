@@ -3,7 +3,8 @@
 // `debug` hook records every query it sends, so that the bare peer can run exactly that SELECT.
 import postgres from 'postgres'
 import { createDatasetsRepository } from '../src/routes/datasets/repository.ts'
-import { queryRows, type RowsRequest } from '../src/routes/datasets/rows.ts'
+import { queryRows, ROWS_PARAMETERS } from '../src/routes/datasets/rows.ts'
+import { DataQuery, type QueryString } from '../src/routes/datasets/view.ts'
 
 export interface CapturedQuery {
   text: string
@@ -13,8 +14,8 @@ export interface CapturedQuery {
   types: number[]
 }
 
-/** The queries queryRows sends for `request` (the page itself answered too, to check it). */
-export async function captureRowsQueries (databaseUrl: string, datasetId: number, request: RowsRequest, pageMaxBytes: number): Promise<{ queries: CapturedQuery[], rows: number }> {
+/** The queries queryRows sends for a query string (the page itself answered too, to check it). */
+export async function captureRowsQueries (databaseUrl: string, datasetId: number, query: QueryString, pageMaxBytes: number): Promise<{ queries: CapturedQuery[], rows: number }> {
   const queries: CapturedQuery[] = []
   const sql = postgres(databaseUrl, {
     max: 1,
@@ -24,7 +25,7 @@ export async function captureRowsQueries (databaseUrl: string, datasetId: number
   try {
     const columns = await createDatasetsRepository(sql).columns(datasetId)
     queries.length = 0 // only the rows query, not the columns read above
-    const page = await queryRows(sql, datasetId, columns, request, { signal: new AbortController().signal, maxBytes: pageMaxBytes })
+    const page = await queryRows(sql, datasetId, new DataQuery(columns, query, ROWS_PARAMETERS), { signal: new AbortController().signal, maxBytes: pageMaxBytes })
     return { queries: [...queries], rows: page.rows.length }
   } finally {
     await sql.end()

@@ -13,7 +13,9 @@ import { Problem } from '../../lib/errors.ts'
 import { abortOnDisconnect } from '../../lib/request-signal.ts'
 import { problemResponses } from '../../lib/schemas.ts'
 import { withServerTiming } from '../../lib/server-timing.ts'
-import { FILTER_OPERATORS } from './rows.ts'
+import { EXPORT_PARAMETERS } from './export.ts'
+import { ROWS_PARAMETERS } from './rows.ts'
+import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
 import { charsetOf, FORMATS, formatOf, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
 import { DatasetDetail, DatasetId, DatasetList, DatasetNamingQuery, RowsPage, UrlImport } from './schemas.ts'
 import type { DatasetService, Naming, Upload } from './service.ts'
@@ -27,6 +29,8 @@ export interface DatasetRouteOptions {
 }
 
 const URL_IMPORT_MAX_BYTES = 64 * 1024
+const PARAMETER_RULE = 'Parameters that start with `_` (and hold no `__`) are the API\'s own; the bare names (`limit`, `sort` …) mean the same unless the data set ' +
+  'has a column of that name, which they then filter. Every other parameter is a filter; a column whose name starts with `_` is filtered with its operator written out (`_id__eq=3`).'
 
 export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = async (app, options) => {
   const { datasets } = options
@@ -96,43 +100,36 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     ...readAccess,
     schema: {
       tags: ['datasets'],
-      summary: 'A page of rows: filter, sort, keyset pagination',
-      description: `Filters: \`column__op=value\` with op one of ${FILTER_OPERATORS.join(', ')}: eq, ne, gt, gte, lt, lte (gt… on ordered types: all but boolean), ` +
+      summary: 'A page of rows: filter, choose columns, sort, keyset pagination',
+      description: `${PARAMETER_RULE} Filters: \`column__op=value\` with op one of ${FILTER_OPERATORS.join(', ')}: eq, ne, gt, gte, lt, lte (gt… on ordered types: all but boolean), ` +
         'contains, startswith (text, case-insensitive), in (comma-separated), isnull (true/false); `column=value` means eq. Values must be valid for the column\'s type ' +
-        '(booleans true/false, dates YYYY-MM-DD, timestamps ISO 8601: no zone means UTC); an empty value is refused. ' +
+        '(booleans true/false, dates YYYY-MM-DD, timestamps ISO 8601: no zone means UTC); an empty value is refused; a filter given twice must hold both times. ' +
         'A missing value matches no comparison, `ne` included: find missing values with `isnull=true`. ' +
-        '`sort=column` or `sort=-column` (missing values last). Follow `next_cursor` with the same sort and filters: every row is visited exactly once. ' +
+        '`_sort=column` or `_sort=-column` (missing values last). Follow `next_cursor` with the same sort and filters: every row is visited exactly once. ' +
         'A page stops early (with a `next_cursor`) once its values reach DATASET_PAGE_MAX_BYTES.',
       params: Type.Object({ dataset_id: DatasetId }),
-      querystring: Type.Object({
-        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
-        sort: Type.Optional(Type.String({ minLength: 1, maxLength: 201 })),
-        cursor: Type.Optional(Type.String({ maxLength: 4096 })),
-      }, { additionalProperties: Type.String({ description: 'A filter: `column__op=value`' }) }),
+      querystring: viewQuerystring(ROWS_PARAMETERS),
       response: { 200: RowsPage, ...problemResponses(400, ...keyNeeded(true), 404, 409, 503) },
     },
-  }, async (request, reply) => {
-    const { limit, sort, cursor, ...filters } = request.query as { limit: number, sort?: string, cursor?: string } & Record<string, string>
-    return await datasets.rows(request.params.dataset_id, { limit, sort, cursor, filters }, abortOnDisconnect(reply))
-  })
+  }, async (request, reply) => await datasets.rows(request.params.dataset_id, request.query, abortOnDisconnect(reply)))
 
   app.get('/datasets/:dataset_id/export', {
     ...readAccess,
     schema: {
       tags: ['datasets'],
-      summary: 'All rows as CSV or NDJSON, streamed',
-      description: 'Read from PostgreSQL in chunks (COPY … TO STDOUT) and streamed with backpressure: memory stays flat whatever the size, and a slow ' +
+      summary: 'The rows of a view as CSV or NDJSON, streamed',
+      description: `${PARAMETER_RULE} The same filters, \`_sort\` and \`_select\` as the rows route: the export holds exactly the rows its pages hold, in their order ` +
+        '(without them, every row in row order). Read from PostgreSQL in chunks and streamed with backpressure: memory stays flat whatever the size, and a slow ' +
         'client holds no database connection. The CSV imports back as the same rows (booleans as true/false, timestamps in ISO 8601).',
       params: Type.Object({ dataset_id: DatasetId }),
-      querystring: Type.Object({ format: Type.Union([Type.Literal('csv'), Type.Literal('ndjson')], { default: 'csv' }) }),
+      querystring: viewQuerystring(EXPORT_PARAMETERS),
       response: {
         200: { description: 'The rows', content: { 'text/csv': { schema: Type.String() }, 'application/x-ndjson': { schema: Type.String() } } },
         ...problemResponses(400, ...keyNeeded(true), 404, 409, 503),
       },
     },
   }, async (request, reply) => {
-    const { format } = request.query
-    const { dataset, rows } = await datasets.export(request.params.dataset_id, format, abortOnDisconnect(reply))
+    const { dataset, format, rows } = await datasets.export(request.params.dataset_id, request.query, abortOnDisconnect(reply))
     const filename = `${dataset.name.replace(/[^\w.-]+/g, '_').slice(0, 100) || 'dataset'}.${format}`
     reply.type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson').header('content-disposition', `attachment; filename="${filename}"`)
     // A stream is piped as it is (with backpressure); the response schema documents, not serialises.

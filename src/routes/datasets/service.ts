@@ -18,7 +18,7 @@ import { Problem } from '../../lib/errors.ts'
 import type { ServerTiming } from '../../lib/server-timing.ts'
 import type { Config } from '../../config.ts'
 import { createSsrfGuard, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
-import { exportRows, type ExportFormat } from './export.ts'
+import { EXPORT_PARAMETERS, exportRows, type ExportFormat } from './export.ts'
 import { decodeText } from './import/decode.ts'
 import { charsetOf, formatOf, type Format } from './import/formats.ts'
 import { importRows } from './import/importer.ts'
@@ -26,10 +26,11 @@ import { InvalidDataError } from './import/invalid-data.ts'
 import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
-import { queryRows, type RowsRequest } from './rows.ts'
+import { queryRows, ROWS_PARAMETERS } from './rows.ts'
 import type { Dataset, DatasetColumn, DatasetDetail, DatasetSource, RowsPage } from './schemas.ts'
 import { computeDatasetStats } from './stats.ts'
 import { rowsTable } from './table.ts'
+import { DataQuery, type QueryString } from './view.ts'
 
 /** An upload as the route read it from HTTP: a file's bytes, or a URL to import from. */
 export type Upload =
@@ -268,12 +269,12 @@ export function createDatasetService (options: DatasetServiceOptions) {
       return (await importInto(tx, dataset, 'sample', 'csv', csv, 'utf-8')).dataset
     },
 
-    async rows (id: number, request: RowsRequest, signal: AbortSignal): Promise<RowsPage> {
-      return await onReadable(id, signal, async ({ columns }) => await queryRows(sql, id, columns, request, { signal, maxBytes: options.pageMaxBytes }))
+    async rows (id: number, query: QueryString, signal: AbortSignal): Promise<RowsPage> {
+      return await onReadable(id, signal, async ({ columns }) => await queryRows(sql, id, new DataQuery(columns, query, ROWS_PARAMETERS), { signal, maxBytes: options.pageMaxBytes }))
     },
 
-    async export (id: number, format: ExportFormat, signal: AbortSignal): Promise<{ dataset: Dataset, rows: Readable }> {
-      return await onReadable(id, signal, async ({ dataset, columns }) => ({ dataset, rows: await exportRows(sql, dataset, columns, format, signal) }))
+    async export (id: number, query: QueryString, signal: AbortSignal): Promise<{ dataset: Dataset, format: ExportFormat, rows: Readable }> {
+      return await onReadable(id, signal, async ({ dataset, columns }) => ({ dataset, ...await exportRows(sql, dataset, new DataQuery(columns, query, EXPORT_PARAMETERS), signal) }))
     },
 
     /**

@@ -1,0 +1,179 @@
+// The query string of a data-set read (rows, export, facets, aggregates) as the API's own
+// parameters and one SQL condition over the table: every such route reads its query here, so that
+// a filter means the same rows on each of them.
+//
+// The naming rule: a parameter that starts with `_` and holds no `__` is the API's own (`_limit`,
+// `_sort` …); an unknown one is refused. The old bare names (`limit`, `sort` …) still mean the
+// API's parameter unless the data set has a column of that name: then they filter it. Every other
+// parameter is a filter, `column__op=value`, or `column=value` for eq; a column whose own name
+// starts with `_` is filtered with its operator written out (`_id__eq=3`), as in Datasette. So no
+// column name, however chosen, is out of reach of a filter, and no filter hides a parameter.
+//
+// Filters read their values by the codec of the column's type, with SQL semantics for missing
+// values: a missing value matches no comparison (eq, ne, gt, in, contains … alike); `isnull=true`
+// finds it.
+import type { Fragment } from 'postgres'
+import Type, { type Static, type TSchema } from 'typebox'
+import Value from 'typebox/value'
+import type { Sql } from '../../db/pool.ts'
+import { Problem } from '../../lib/errors.ts'
+import { isOrdered, literal } from './column-types.ts'
+import type { DatasetColumn } from './schemas.ts'
+import type { RowsTable } from './table.ts'
+
+export const FILTER_OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'contains', 'startswith', 'in', 'isnull'] as const
+type Operator = typeof FILTER_OPERATORS[number]
+const COMPARISONS = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
+const MAX_IN_VALUES = 1_000
+const MAX_LISTED_COLUMNS = 1_000
+
+/** Each API parameter once: its type (checked for `_name` by the route's schema, for a bare name here) and its documentation. */
+export const API_PARAMETERS = {
+  limit: Type.Integer({ minimum: 1, maximum: 1000, description: 'Rows per page (default 100)', examples: [100] }),
+  sort: Type.String({ minLength: 1, maxLength: 201, description: '`column` or `-column` (descending); missing values last', examples: ['-score'] }),
+  cursor: Type.String({ maxLength: 4096, description: 'The `next_cursor` of the previous page (same sort and filters)' }),
+  select: Type.String({ minLength: 1, description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
+  format: Type.Union([Type.Literal('csv'), Type.Literal('ndjson')], { description: 'Export format (default csv)', examples: ['csv'] }),
+} satisfies Record<string, TSchema>
+export type ApiParameter = keyof typeof API_PARAMETERS
+type ParameterValue<P extends ApiParameter> = Static<typeof API_PARAMETERS[P]>
+
+/** A query string as Fastify hands it to the route: repeated parameters as arrays. */
+export type QueryString = Record<string, unknown>
+
+/** The schema of a route's query string: the API parameters it takes (as `_name`), any other parameter a filter. */
+export function viewQuerystring (accepted: readonly ApiParameter[]) {
+  return Type.Object(
+    Object.fromEntries(accepted.map((name) => [`_${name}`, Type.Optional(API_PARAMETERS[name])])),
+    { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())], { description: 'A filter: `column__op=value`, or `column=value`' }) },
+  )
+}
+
+export function badRequest (detail: string, parameter: string): Problem {
+  return new Problem('validation-error', detail, { extra: { errors: [{ in: 'querystring', pointer: `/${parameter}`, detail }] } })
+}
+
+/** A data-set read's query: the API parameters given (each as the parameter named it), and the filters. */
+export class DataQuery {
+  readonly #given = new Map<ApiParameter, { parameter: string, values: unknown[] }>()
+  readonly filters: Array<{ parameter: string, value: string }> = []
+
+  readonly columns: DatasetColumn[]
+
+  constructor (columns: DatasetColumn[], query: QueryString, accepted: readonly ApiParameter[]) {
+    this.columns = columns
+    const names = new Set(columns.map((column) => column.name))
+    const isAccepted = (name: string): name is ApiParameter => (accepted as readonly string[]).includes(name)
+    for (const [parameter, raw] of Object.entries(query)) {
+      const values = Array.isArray(raw) ? raw as unknown[] : [raw]
+      const own = parameter.startsWith('_') && !parameter.includes('__') ? parameter.slice(1) : undefined
+      if (own !== undefined && !isAccepted(own)) {
+        throw badRequest(`${parameter}: not a parameter of this route (it takes ${accepted.map((name) => `_${name}`).join(', ')}; a filter on a column named "${parameter}" is written ${parameter}__eq=…)`, parameter)
+      }
+      const name = own ?? (isAccepted(parameter) && !names.has(parameter) ? parameter : undefined)
+      if (name === undefined) {
+        for (const value of values) this.filters.push({ parameter, value: String(value) })
+        continue
+      }
+      if (this.#given.has(name)) throw badRequest(`${parameter}: given as both _${name} and ${name}`, parameter)
+      this.#given.set(name, { parameter, values })
+    }
+  }
+
+  /** The parameter as the client named it (`sort` or `_sort`), for messages. */
+  nameOf (name: ApiParameter): string {
+    return this.#given.get(name)?.parameter ?? `_${name}`
+  }
+
+  /** A parameter given once, of its type (a bare name is checked here; `_name` was by the route). */
+  one<P extends ApiParameter> (name: P): ParameterValue<P> | undefined {
+    const given = this.#given.get(name)
+    if (given === undefined) return undefined
+    if (given.values.length !== 1) throw badRequest(`${given.parameter}: give it once`, given.parameter)
+    const schema = API_PARAMETERS[name]
+    const value = Value.Convert(schema, given.values[0])
+    const error = Value.Errors(schema, value)[Symbol.iterator]().next()
+    if (error.done !== true) throw badRequest(`${given.parameter}: ${error.value.message}`, given.parameter)
+    return value as ParameterValue<P>
+  }
+
+  /**
+   * Columns named by a list parameter (repeated, each value comma-separated unless it is a column
+   * name itself), in the order given, each once; undefined when the parameter is not given.
+   */
+  columnList (name: ApiParameter): DatasetColumn[] | undefined {
+    const given = this.#given.get(name)
+    if (given === undefined) return undefined
+    const listed = new Map<string, DatasetColumn>()
+    for (const value of given.values.map(String)) {
+      const whole = this.columns.find((column) => column.name === value)
+      for (const item of whole === undefined ? value.split(',') : [value]) {
+        const column = whole ?? this.columns.find((candidate) => candidate.name === item)
+        if (column === undefined) throw badRequest(`${given.parameter}: there is no column "${item.slice(0, 200)}" (columns: ${columnNames(this.columns)})`, given.parameter)
+        listed.set(column.name, column)
+      }
+    }
+    if (listed.size > MAX_LISTED_COLUMNS) throw badRequest(`${given.parameter}: at most ${MAX_LISTED_COLUMNS} columns`, given.parameter)
+    return [...listed.values()]
+  }
+
+  /** The condition the filters make, over the data set's table (`true` without filters). */
+  where (sql: Sql, table: RowsTable): Fragment {
+    return and(sql, this.filters.map(({ parameter, value }) => filterCondition(sql, table, this.columns, parameter, value)))
+  }
+}
+
+function columnNames (columns: DatasetColumn[]): string {
+  const names = columns.map((column) => column.name)
+  return names.length > 20 ? `${names.slice(0, 20).join(', ')} … (${names.length} in all)` : names.join(', ')
+}
+
+export function and (sql: Sql, conditions: Fragment[]): Fragment {
+  return conditions.reduce((all, condition) => sql`${all} and ${condition}`, sql`true`)
+}
+
+/** The column and operator a filter parameter names: `name` (eq, unless it starts with `_`) or `name__op`. */
+function filterTarget (columns: DatasetColumn[], parameter: string): { column: DatasetColumn, operator: Operator } {
+  const exact = parameter.startsWith('_') ? undefined : columns.find((column) => column.name === parameter)
+  if (exact !== undefined) return { column: exact, operator: 'eq' }
+  const split = parameter.lastIndexOf('__')
+  const name = split === -1 ? parameter : parameter.slice(0, split)
+  const column = columns.find((candidate) => candidate.name === name)
+  if (column === undefined) throw badRequest(`${parameter}: there is no column "${name}" (columns: ${columnNames(columns)})`, parameter)
+  const operator = parameter.slice(split + 2) as Operator
+  if (!FILTER_OPERATORS.includes(operator)) throw badRequest(`${parameter}: unknown operator "${operator}" (one of ${FILTER_OPERATORS.join(', ')})`, parameter)
+  return { column, operator }
+}
+
+function filterCondition (sql: Sql, table: RowsTable, columns: DatasetColumn[], parameter: string, value: string): Fragment {
+  const { column, operator } = filterTarget(columns, parameter)
+  const c = table.ref(sql, column)
+  const typed = (text: string): string => {
+    if (text === '') throw badRequest(`${parameter}: a value is required (missing values are found with ${column.name}__isnull=true)`, parameter)
+    const found = literal(column.type, text)
+    if (found === undefined) throw badRequest(`${parameter}: "${text.slice(0, 100)}" is not a valid ${column.type}`, parameter)
+    return found
+  }
+  switch (operator) {
+    case 'isnull':
+      if (value !== 'true' && value !== 'false') throw badRequest(`${parameter}: must be true or false`, parameter)
+      return value === 'true' ? sql`${c} is null` : sql`${c} is not null`
+    case 'contains':
+    case 'startswith': {
+      if (column.type !== 'text') throw badRequest(`${parameter}: ${operator} applies to text columns; "${column.name}" is ${column.type}`, parameter)
+      const escaped = typed(value).replace(/[\\%_]/g, (character) => `\\${character}`)
+      return sql`${c} ilike ${operator === 'contains' ? `%${escaped}%` : `${escaped}%`}`
+    }
+    case 'in': {
+      const values = value.split(',')
+      if (values.length > MAX_IN_VALUES) throw badRequest(`${parameter}: at most ${MAX_IN_VALUES} values`, parameter)
+      return sql`${c} = any(${table.values(sql, column, values.map(typed))})`
+    }
+    case 'eq': return sql`${c} = ${table.value(sql, column, typed(value))}`
+    case 'ne': return sql`${c} <> ${table.value(sql, column, typed(value))}`
+    default: {
+      if (!isOrdered(column.type)) throw badRequest(`${parameter}: ${operator} does not apply to ${column.type} columns`, parameter)
+      return sql`${c} ${sql.unsafe(COMPARISONS[operator])} ${table.value(sql, column, typed(value))}`
+    }
+  }
+}
