@@ -111,6 +111,18 @@ const postgresServer = await startEmbeddedPostgres({ clusterDir: path.join(dir, 
 const isPinned = await hasTaskset()
 if (isPinned) await promisify(execFile)('taskset', ['-a', '-p', '-c', String(CLIENT_CPU), String(process.pid)])
 const servers = new ServerScope()
+const cleanUp = async (): Promise<void> => {
+  await servers.stopAll()
+  await postgresServer.stop()
+  await fs.rm(dir, { recursive: true, force: true })
+}
+// Interrupted (Ctrl-C, SIGTERM): stop every server and the database before leaving.
+const interrupted = (signal: NodeJS.Signals): void => {
+  say(`${signal}: stopping the servers and the database`)
+  void cleanUp().finally(() => process.exit(130))
+}
+process.once('SIGINT', interrupted)
+process.once('SIGTERM', interrupted)
 
 try {
   const databaseUrl = await ensureDatabase(postgresServer.url, 'bench')
@@ -319,7 +331,5 @@ try {
   await fs.writeFile(out, `${JSON.stringify(results, null, 2)}\n`)
   say(`\n${renderTable(results)}\n\nmedian COPY ${median(copyMs).toFixed(0)} ms; written to ${path.relative(PROJECT_ROOT, out)}`)
 } finally {
-  await servers.stopAll()
-  await postgresServer.stop()
-  await fs.rm(dir, { recursive: true, force: true })
+  await cleanUp()
 }
