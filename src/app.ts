@@ -28,6 +28,8 @@ import { createRegistrationsRepository } from './routes/register/repository.ts'
 import { registrationRoutes } from './routes/register/routes.ts'
 import { datasetRoutes } from './routes/datasets/routes.ts'
 import type { DatasetService } from './routes/datasets/service.ts'
+import type { SqlQueries } from './routes/datasets/sql-queries.ts'
+import { sqlQueryRoutes } from './routes/datasets/sql-routes.ts'
 import { createApiKeysRepository } from './auth/api-keys.ts'
 import { createDatabaseActivityRepository } from './db/activity.ts'
 import { requireApiKey } from './auth/require-key.ts'
@@ -46,6 +48,8 @@ export interface AppDeps {
   /** The product catalog (PostgreSQL or MongoDB). */
   catalog: CatalogStore
   datasets: DatasetService
+  /** Read-only SQL over data sets; undefined when SQL_QUERIES is off. */
+  sqlQueries?: SqlQueries
   logger: FastifyBaseLogger
 }
 
@@ -171,6 +175,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   await app.register(waitRoutes, { compute: deps.compute })
   await app.register(registrationRoutes, { registrations: createRegistrationsRepository(deps.sql, deps.jobs) })
   await app.register(datasetRoutes, { datasets: deps.datasets, requireKey, requireKeyForReads: config.datasets.requireKeyForReads, maxBytes: config.datasets.maxBytes })
+  const { sqlQueries } = config.datasets
+  await app.register(sqlQueryRoutes, { queries: deps.sqlQueries, requireKey, requireKeyForReads: config.datasets.requireKeyForReads, maxRows: sqlQueries.maxRows, maxBytes: sqlQueries.maxBytes })
   await app.register(upstreamRoutes, { upstreams: deps.upstreams, timeoutMs: config.upstreams.timeoutMs, dataTimeoutMs: config.upstreams.dataTimeoutMs })
   if (config.upstreams.urls === undefined && config.upstreams.sample) {
     await app.register(sampleRoutes)

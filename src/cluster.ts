@@ -89,14 +89,17 @@ async function runPrimary (config: Config, logger: Logger, options: ClusterOptio
  * demo data on an embedded server, as a single `serve` would. They stay open while the workers run.
  *
  * Connection budget: each worker holds up to DATABASE_POOL_MAX connections plus the job queue's
- * own pool and a listener's connection, and the primary one plus its job queue's and listener's. The embedded server is started with
+ * own pool and a listener's connection (and SQL_QUERIES_POOL_MAX with SQL_QUERIES=true), and the
+ * primary one plus its job queue's and listener's. The embedded server is started with
  * max_connections raised to fit when the default does not; a DATABASE_URL server is not ours to
  * configure, so too small a one is refused at start rather than answering "too many clients"
  * under load.
  */
 async function openSharedResources (config: Config, logger: Logger, workers: number): Promise<Resources> {
   const perProcess = JOB_QUEUE_CONNECTIONS + LISTENER_CONNECTIONS
-  const needed = workers * (config.database.poolMax + perProcess) + 1 + perProcess
+  // The reader pool of SQL queries serves HTTP requests only: the workers use it, the primary never.
+  const sqlQueries = config.datasets.sqlQueries.enabled ? config.datasets.sqlQueries.poolMax : 0
+  const needed = workers * (config.database.poolMax + perProcess + sqlQueries) + 1 + perProcess
   const sized = needed + CONNECTION_HEADROOM
   const database = await openDatabase(config, logger, {
     max: 1,
@@ -105,7 +108,8 @@ async function openSharedResources (config: Config, logger: Logger, workers: num
   try {
     const [{ allowed }] = await database.sql<[{ allowed: number }]>`select current_setting('max_connections')::int as allowed`
     if (needed > allowed) {
-      throw new Error(`--processes ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.database.poolMax} + ${perProcess} for the job queue and the change listener) + this process's ${1 + perProcess}), but the server allows ${allowed} (max_connections). Lower --processes or DATABASE_POOL_MAX, or raise max_connections.`)
+      const sqlPart = sqlQueries > 0 ? ` + SQL_QUERIES_POOL_MAX ${sqlQueries}` : ''
+      throw new Error(`--processes ${workers} needs up to ${needed} PostgreSQL connections (${workers} × (DATABASE_POOL_MAX ${config.database.poolMax} + ${perProcess} for the job queue and the change listener${sqlPart}) + this process's ${1 + perProcess}), but the server allows ${allowed} (max_connections). Lower --processes or DATABASE_POOL_MAX, or raise max_connections.`)
     }
   } catch (error) {
     await database.close()

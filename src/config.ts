@@ -48,6 +48,11 @@ export const EnvironmentSchema = Type.Object({
   DATASET_IMPORT_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Data set imports one worker process runs at once (each holds two database connections while it runs).' }),
   DATASET_PAGE_MAX_BYTES: Type.Integer({ minimum: 1_024, maximum: 1_073_741_824, default: 8_388_608, description: 'A page of rows stops early, with a `next_cursor`, once its values reach this many bytes (a page always holds at least one row), so that memory per request stays bounded when values are large.' }),
   DATASET_FETCH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Connect, headers and between-chunks timeout of a URL import.' }),
+  SQL_QUERIES: Type.Boolean({ default: false, description: 'Serve `POST /datasets/sql`: read-only SQL over the data sets\' views, run by a role of its own that can read only those views. `false`: the route answers 404.' }),
+  SQL_QUERIES_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'Rows a SQL query returns at most; beyond it the result ends with `"truncated": "max_rows"`.' }),
+  SQL_QUERIES_MAX_BYTES: Type.Integer({ minimum: 1_024, maximum: 1_073_741_824, default: 10_485_760, description: 'Bytes of rows (as JSON) a SQL query returns at most; the row that would pass it is left out and the result ends with `"truncated": "max_bytes"`.' }),
+  SQL_QUERIES_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Connections of each process\'s pool for SQL queries (the reader role\'s own pool, beside DATABASE_POOL_MAX).' }),
+  SQL_QUERIES_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'The reader role\'s own URL, for a DATABASE_URL user that may not create roles: a LOGIN role made by the operator with no privileges (the service grants it what it needs on the views). Unset: the service creates and maintains the role itself (the database user needs CREATEROLE).' })),
   REQUIRE_KEY_FOR_READS: Type.Boolean({ default: false, description: 'Require an API key for reads of the Data API too (writes always need one).' }),
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*(\\*|https?://[^,\\s/]+)(\\s*,\\s*https?://[^,\\s/]+)*\\s*$', description: 'Browser origins allowed to call the API cross-origin, comma-separated (`https://app.example.com`), or `*`. Unset: no CORS headers, browsers allow same-origin calls only.' })),
   EVENT_LOOP_BLOCK_WARN_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200, description: 'When the event loop is blocked longer than this, a warning names the routes and request ids that were in flight.' }),
@@ -114,7 +119,17 @@ export interface Config {
   }
   /** What user-supplied URLs may reach although loopback or private: CIDR ranges, addresses, host names. */
   ssrfAllowlist: string[]
-  datasets: { syncMaxBytes: number, maxBytes: number, importTimeoutSeconds: number, importConcurrency: number, fetchTimeoutMs: number, pageMaxBytes: number, requireKeyForReads: boolean }
+  datasets: {
+    syncMaxBytes: number
+    maxBytes: number
+    importTimeoutSeconds: number
+    importConcurrency: number
+    fetchTimeoutMs: number
+    pageMaxBytes: number
+    requireKeyForReads: boolean
+    /** POST /datasets/sql: on or off, its caps, its pool, and the reader role's URL when the operator made the role. */
+    sqlQueries: { enabled: boolean, maxRows: number, maxBytes: number, poolMax: number, readerUrl?: string }
+  }
   overload: { concurrencyLimit: number, eventLoopDelayMs: number, heapUsedPercent: number, eventLoopBlockWarnMs: number }
   rateLimits: { writesPerMinute: number, computePerMinute: number }
   dashboard: { partTimeoutMs: number }
@@ -180,6 +195,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
       fetchTimeoutMs: e.DATASET_FETCH_TIMEOUT_MS,
       pageMaxBytes: e.DATASET_PAGE_MAX_BYTES,
       requireKeyForReads: e.REQUIRE_KEY_FOR_READS,
+      sqlQueries: { enabled: e.SQL_QUERIES, maxRows: e.SQL_QUERIES_MAX_ROWS, maxBytes: e.SQL_QUERIES_MAX_BYTES, poolMax: e.SQL_QUERIES_POOL_MAX, readerUrl: e.SQL_QUERIES_DATABASE_URL },
     },
     overload: {
       concurrencyLimit: e.CONCURRENCY_LIMIT,

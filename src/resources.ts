@@ -2,7 +2,8 @@
 // what it opened and a shutdown closes everything in the reverse order: the database (embedded or
 // DATABASE_URL) and its migrations, the thread pools, the catalog store, the mailer, the job queue
 // (with this process's worker when it runs one: the areas hand it their task handlers), the
-// listener for data-set changes (what keeps their metadata in memory true), the upstream pools, and the demo data of a first embedded start. `serve`, `worker`, the primary of
+// listener for data-set changes (what keeps their metadata in memory true), the demo data of a first embedded start, the reader role and pool of
+// SQL queries (SQL_QUERIES=true), and the upstream pools. `serve`, `worker`, the primary of
 // `serve --processes`, the tests and the benchmark all open them here; buildApp takes them as they are.
 import path from 'node:path'
 import type { Logger } from 'pino'
@@ -19,6 +20,7 @@ import { createDatasetTaskHandlers } from './routes/datasets/jobs.ts'
 import { importDemoDataset } from './routes/datasets/sample.ts'
 import { DATASET_CHANGED } from './routes/datasets/metadata-cache.ts'
 import { createConfiguredDatasetService, type DatasetService } from './routes/datasets/service.ts'
+import { openSqlQueries, type SqlQueries } from './routes/datasets/sql-queries.ts'
 import { openCatalogStore } from './routes/products/catalog.ts'
 import { insertSampleProducts } from './routes/products/postgres-catalog.ts'
 import type { CatalogStore } from './routes/products/schemas.ts'
@@ -34,6 +36,8 @@ export interface Resources {
   readonly jobs: JobQueue
   readonly upstreams: Upstreams
   readonly datasets: DatasetService
+  /** POST /datasets/sql's reader role and pool; undefined with SQL_QUERIES=false. */
+  readonly sqlQueries?: SqlQueries
   readonly logger: Logger
   /** Runs the job worker in this process (the areas' task handlers on the queue); once. */
   startWorker: () => Promise<void>
@@ -98,11 +102,19 @@ export async function openResources (config: Config, logger: Logger, options: Re
     logger.info('demo data loaded (SEED_DEMO=false turns this off): GET /users, /products, /datasets')
   }
 
+  // After the demo data, so that its data set has its view; the pool connects on first use.
+  let sqlQueries: SqlQueries | undefined
+  if (config.datasets.sqlQueries.enabled) {
+    const opened = await openSqlQueries(config, database, logger)
+    stack.defer(async () => { await opened.close() })
+    sqlQueries = opened
+  }
+
   const upstreams = createUpstreams(config.upstreams)
   stack.defer(async () => { await upstreams.close() })
 
   const owned = stack.move() // opened: from here on, closing is the caller's call
-  return { database, sql, compute, catalog, jobs, upstreams, datasets, logger, startWorker, close: async () => { await owned.disposeAsync() } }
+  return { database, sql, compute, catalog, jobs, upstreams, datasets, sqlQueries, logger, startWorker, close: async () => { await owned.disposeAsync() } }
 }
 
 /**

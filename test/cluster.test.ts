@@ -196,4 +196,10 @@ describe('data-api serve --processes', () => {
     assert.match(refused, /exited with 1 before it was ready/)
     assert.match(refused, /--processes 2 needs up to 213 PostgreSQL connections .* but the server allows \d+ \(max_connections\)/)
   })
+
+  it('counts the SQL queries\' reader pool of each worker in the budget', { timeout: 60_000 }, async () => {
+    const refused = await startCli(['serve', '--processes', '2'], { DATABASE_URL: testServerUrl(), DATABASE_POOL_MAX: '100', SQL_QUERIES: 'true', SQL_QUERIES_POOL_MAX: '3' }, 'data-api listening')
+      .then(() => assert.fail('started'), (error: Error) => error.message)
+    assert.match(refused, /--processes 2 needs up to 219 PostgreSQL connections \(2 × \(DATABASE_POOL_MAX 100 \+ 4 for the job queue and the change listener \+ SQL_QUERIES_POOL_MAX 3\)/)
+  })
 })

@@ -10,6 +10,7 @@ import { createTestDatabase } from './helpers/database.ts'
 /** The test database is cloned from the migrated template; these tests start from nothing. */
 async function emptyDatabase (sql: Sql): Promise<void> {
   await sql`drop schema if exists dataset_rows cascade`
+  await sql`drop schema if exists dataset_views cascade`
   await sql`drop schema public cascade`
   await sql`create schema public`
 }

@@ -15,11 +15,18 @@ export interface PoolOptions {
   queueTimeoutMs?: number
   /** PostgreSQL's statement_timeout for this pool's sessions; 0 or unset: the server's own. */
   statementTimeoutMs?: number
+  /** Named prepared statements, cached per connection (default true); false: the unnamed statement, every time. */
+  prepare?: boolean
+  /** Type OIDs whose values arrive as the server's text, not parsed (dates and timestamps as written, not Date). */
+  textTypes?: number[]
+  /** More settings of every session, sent when each connection opens. */
+  settings?: Record<string, string>
 }
 
-export function createSql (url: string, { max, applicationName = 'data-api', queueTimeoutMs, statementTimeoutMs = 0 }: PoolOptions): Sql {
+export function createSql (url: string, { max, applicationName = 'data-api', queueTimeoutMs, statementTimeoutMs = 0, prepare = true, textTypes, settings }: PoolOptions): Sql {
   return postgres(url, {
     max,
+    prepare,
     idle_timeout: 60,
     // Fail fast when the server is down: requests answer 503 instead of queueing for 30 s.
     connect_timeout: 5,
@@ -35,6 +42,7 @@ export function createSql (url: string, { max, applicationName = 'data-api', que
       TimeZone: 'UTC',
       DateStyle: 'ISO, YMD',
       ...(statementTimeoutMs > 0 && { statement_timeout: statementTimeoutMs }),
+      ...settings,
     },
     onnotice: () => {},
     types: {
@@ -48,6 +56,7 @@ export function createSql (url: string, { max, applicationName = 'data-api', que
           return Number.isSafeInteger(number) ? number : value
         },
       },
+      ...(textTypes !== undefined && { asText: { to: 25, from: textTypes, serialize: (value: unknown) => String(value), parse: (value: string) => value } }),
     },
   })
 }

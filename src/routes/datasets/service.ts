@@ -119,7 +119,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
     await tx`set local statement_timeout to 0`
     const created = await datasets.insert(tx, dataset, { source, format })
     const counted = countBytes(input, options.maxBytes)
-    const result = await importRows(tx, rowsTable(created.id), rowSource(format, counted, charset))
+    const table = rowsTable(created.id)
+    const result = await importRows(tx, table, rowSource(format, counted, charset))
+    await tx.unsafe(table.createViewSql(result.columns.map((column) => column.name)))
     const ready = await datasets.finishImport(tx, created.id, null, { ...result, format, bytes: counted.bytes })
     await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: created.id })
     return { dataset: ready, columns: result.columns }
@@ -280,7 +282,8 @@ export function createDatasetService (options: DatasetServiceOptions) {
     /**
      * Deletes a data set and its table at once, whatever is running on it: an import notices at
      * its next progress report and rolls back; queries on its table (reads, the statistics job)
-     * are cancelled so that the table can go. False when there was no such data set.
+     * are cancelled so that the table can go (SQL queries on its view too: `drop` drops both).
+     * False when there was no such data set.
      */
     async remove (id: number): Promise<boolean> {
       const table = rowsTable(id)
@@ -315,12 +318,15 @@ export function createDatasetService (options: DatasetServiceOptions) {
           const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-import:${id}`}, 0)) as locked`
           if (!locked) throw new Error(`another attempt of the import of data set ${id} is running`)
           const counted = countBytes(input, options.maxBytes)
-          const result = await importRows(tx, rowsTable(id), rowSource(format, counted, charset), {
+          const table = rowsTable(id)
+          const result = await importRows(tx, table, rowSource(format, counted, charset), {
             // Outside the transaction, so that readers see the count while the import runs.
             onProgress: async (rows) => { if (!await datasets.recordProgress(id, rows)) throw new DatasetGone() },
           })
           const importing = await datasets.lockImporting(tx, id)
           if (importing === undefined) throw new DatasetGone()
+          // The view for SQL queries, now that its columns' types are final (sql-queries.ts).
+          await tx.unsafe(table.createViewSql(result.columns.map((column) => column.name)))
           // A stored upload's size is the size it was sent at (the pieces are its UTF-8 text).
           await datasets.finishImport(tx, id, importing.uploadId, { ...result, format, bytes: source.source === 'url' ? counted.bytes : undefined })
           await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: id })

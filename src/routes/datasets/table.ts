@@ -6,11 +6,19 @@
 // Values reach SQL only as the literals of column-types.ts, sent as text and cast here; values come
 // back through `output` (numbers as numbers, dates as YYYY-MM-DD, timestamps as ISO 8601 in UTC
 // with their microseconds), and in exports as `csvField` and `jsonField`.
+//
+// The one place where users' names do become SQL is the data set's view for SQL queries
+// (`dataset_views.dataset_<id>`, see sql-queries.ts): its columns are the users' names as quoted
+// identifiers, cut to PostgreSQL's 63 bytes and made unique (`viewColumnNames`).
 import type { Fragment, TransactionSql } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { SQL_TYPES, type ColumnType } from './column-types.ts'
 
 export const ROWS_SCHEMA = 'dataset_rows'
+/** The schema of the data sets' views for SQL queries: the only schema their reader role may use. */
+export const VIEWS_SCHEMA = 'dataset_views'
+/** PostgreSQL's longest identifier (NAMEDATALEN - 1 bytes); longer ones are cut, quoted or not. */
+const MAX_IDENTIFIER_BYTES = 63
 
 /** What the table needs to know of a column: where it is and what it holds. */
 export interface TableColumn { position: number, type: ColumnType }
@@ -36,6 +44,8 @@ export function rowsTable (datasetId: number) {
   const relation = `ds_${datasetId}`
   const name = `${ROWS_SCHEMA}.${relation}`
   const column = (position: number): string => `c${position + 1}`
+  const viewRelation = `dataset_${datasetId}`
+  const view = `${VIEWS_SCHEMA}.${viewRelation}`
 
   return {
     /** The schema-qualified table name, for SQL text (COPY statements take no parameters). */
@@ -64,9 +74,26 @@ export function rowsTable (datasetId: number) {
     },
     /** COPY … FROM STDIN of the row number and the first `width` columns, in order. */
     copyIn: (width: number): string => `copy ${name} (${['_row', ...Array.from({ length: width }, (_, position) => column(position))].join(', ')}) from stdin`,
+    /** Drops the table and its view. */
     async drop (tx: TransactionSql): Promise<void> {
+      await tx.unsafe(`drop view if exists ${view}`)
       await tx.unsafe(`drop table if exists ${name}`)
     },
+    /** The name of the data set's view in VIEWS_SCHEMA, as SQL queries name it. */
+    viewName: viewRelation,
+    /** The view's schema-qualified name, for SQL text. */
+    view,
+    /**
+     * SQL creating (or replacing) the view over the table for SQL queries, its columns named as
+     * the users named them (`names` in position order). Create it once the import is done: a view
+     * pins its columns' types, and an import widens them.
+     */
+    createViewSql: (names: readonly string[]): string => {
+      const columns = viewColumnNames(names)
+      const list = columns.length === 0 ? '' : ` (${columns.map(quoteIdentifier).join(', ')})`
+      return `create or replace view ${view}${list} as select ${columns.map((_, position) => column(position)).join(', ')} from ${name}`
+    },
+    dropViewSql: `drop view if exists ${view}`,
     /** An index for sorting and filtering by a column: (column, _row), the order keyset paging walks. */
     async index (sql: Sql | TransactionSql, position: number): Promise<void> {
       await sql.unsafe(`create index if not exists ${relation}_${column(position)} on ${name} (${column(position)}, _row)`)
@@ -107,6 +134,42 @@ export function rowsTable (datasetId: number) {
  */
 function timestampText (c: string): string {
   return `replace(to_json(${c})#>>'{}', '+00:00', 'Z')`
+}
+
+/**
+ * The column names of a data set's view: the users' names, each cut to 63 bytes (at a character
+ * boundary) as PostgreSQL would cut it, and made unique again when cutting made two equal: the
+ * later one ends in `_<n>` (its column number, then higher), cut further to fit. Names are case
+ * sensitive (quoted), so `A` and `a` both stay. An empty name (none is imported) is `column_<n>`.
+ */
+export function viewColumnNames (names: readonly string[]): string[] {
+  const taken = new Set<string>()
+  return names.map((name, position) => {
+    let candidate = name === '' ? `column_${position + 1}` : cutToBytes(name, MAX_IDENTIFIER_BYTES)
+    for (let n = position + 1; taken.has(candidate); n++) {
+      const suffix = `_${n}`
+      candidate = cutToBytes(name, MAX_IDENTIFIER_BYTES - Buffer.byteLength(suffix)) + suffix
+    }
+    taken.add(candidate)
+    return candidate
+  })
+}
+
+function cutToBytes (text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text
+  let cut = ''
+  let bytes = 0
+  for (const character of text) {
+    const size = Buffer.byteLength(character)
+    if (bytes + size > maxBytes) break
+    cut += character
+    bytes += size
+  }
+  return cut
+}
+
+function quoteIdentifier (name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
 }
 
 /** A value from `output` as the JSON value clients get. */
