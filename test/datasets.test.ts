@@ -160,7 +160,7 @@ describe('GET /datasets/{id}', () => {
       return detail.stats.computed_at === null ? undefined : detail
     })
     assert.equal(answer.stats.count, 3)
-    assert.deepEqual(answer.stats.columns.score, { type: 'numeric', count: 2, nulls: 1, distinct: 2, distinct_estimated: false, min: 7, max: 12.5, mean: 9.75, stddev: answer.stats.columns.score.stddev })
+    assert.deepEqual(answer.stats.columns.score, { type: 'numeric', count: 2, nulls: 1, distinct: 2, distinct_estimated: false, min: 7, max: 12.5, mean: 9.75, stddev: answer.stats.columns.score.stddev, histogram: { bins: [{ from: 7, to: 9.75, count: 1 }, { from: 9.75, to: 12.5, count: 1 }] } })
     assert.ok(Math.abs(answer.stats.columns.score.stddev - 3.8890872965) < 1e-6)
     assert.deepEqual(answer.stats.columns.active, { type: 'boolean', count: 3, nulls: 0, distinct: 2, distinct_estimated: false, true_count: 2, false_count: 1 })
     assert.equal(answer.stats.columns.day.min, '2026-01-02')

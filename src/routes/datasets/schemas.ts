@@ -59,6 +59,15 @@ export type DatasetColumn = Static<typeof DatasetColumn>
 export const Field = Type.Omit(DatasetColumn, ['position'])
 
 const Scalar = Type.Union([Type.Number(), Type.String(), Type.Null()])
+
+const HistogramEdge = Type.Union([Type.Number(), Type.String()], { description: 'A number for integer and numeric columns; ISO 8601 text for dates (YYYY-MM-DD) and timestamps (in UTC, as `min` and `max`)' })
+export const Histogram = Type.Object({
+  bins: Type.Array(Type.Object({ from: HistogramEdge, to: HistogramEdge, count: Type.Integer({ description: 'Values v with from ≤ v < to (the last bin: from ≤ v ≤ to)' }) })),
+}, {
+  description: 'Integer, numeric, date and timestamp columns: up to 20 bins of equal width from `min` to `max` (fewer when there are fewer distinct values; one when min = max; none when every value is missing), each counting the values v with from ≤ v < to, the last one v = to (the max) as well. Integer, date and timestamp bins are a whole number of units wide (1, a day, a microsecond) and start on one, so the last bin may be narrower. Missing values are in `nulls`, in no bin; the counts add up to `count`.',
+  examples: [{ bins: [{ from: 0, to: 5, count: 12 }, { from: 5, to: 10, count: 30 }, { from: 10, to: 14, count: 7 }] }],
+})
+export type Histogram = Static<typeof Histogram>
 export const ColumnStats = Type.Object({
   type: ColumnTypeSchema,
   count: Type.Integer({ description: 'Rows with a value' }),
@@ -74,6 +83,7 @@ export const ColumnStats = Type.Object({
   min_length: Type.Optional(Nullable(Type.Integer())),
   max_length: Type.Optional(Nullable(Type.Integer())),
   top: Type.Optional(Type.Array(Type.Object({ value: Type.String(), count: Type.Integer() }))),
+  histogram: Type.Optional(Histogram),
 })
 export type ColumnStats = Static<typeof ColumnStats>
 

@@ -2,10 +2,12 @@
 // GET /datasets/{id} reads them instead of scanning the rows. One aggregate pass gives count,
 // nulls, min, max, mean and stddev of every column; distinct counts are exact up to
 // DISTINCT_EXACT_MAX rows and PostgreSQL's planner estimate (ANALYZE) above; text columns get their
-// most frequent values. The same job then indexes the columns, so sorting and filtering rows stays
-// an index scan however large the data set.
+// most frequent values; integer, numeric, date and timestamp columns a histogram (histogram.ts: one
+// more scan for all of them). The same job then indexes the columns, so sorting and filtering rows
+// stays an index scan however large the data set, and builds the GIN indexes of full-text search.
 import type { TransactionSql } from 'postgres'
 import { withoutStatementTimeout, type Sql } from '../../db/pool.ts'
+import { computeHistograms, HISTOGRAM_TYPES, type HistogramColumn } from './histogram.ts'
 import type { DatasetsRepository } from './repository.ts'
 import type { ColumnStats, DatasetColumn, DatasetStats } from './schemas.ts'
 import { ROWS_SCHEMA, rowsTable, type RowsTable } from './table.ts'
@@ -60,6 +62,7 @@ export async function computeDatasetStats (sql: Sql, datasets: DatasetsRepositor
     const estimates = exactDistinct ? new Map<string, number>() : await distinctEstimates(tx, table, dataset.rows)
 
     const result: DatasetStats = { count: Number(totals.rows), columns: {} }
+    const histogrammed: HistogramColumn[] = []
     for (const column of columns) {
       const value = (stat: string): number | string | null => totals[`s${column.position}_${stat}`] ?? null
       const count = Number(value('count'))
@@ -75,7 +78,17 @@ export async function computeDatasetStats (sql: Sql, datasets: DatasetsRepositor
         if (stat !== 'count') entry[stat] = NUMERIC_STATS.has(stat) && found !== null && column.type !== 'date' && column.type !== 'timestamp' ? Number(found) : found
       }
       if (column.type === 'text') entry.top = await topValues(tx, table, column)
+      if (HISTOGRAM_TYPES.has(column.type)) {
+        const [min, max] = [value('min'), value('max')]
+        if (min !== null && max !== null) histogrammed.push({ ...column, type: column.type as HistogramColumn['type'], min: String(min), max: String(max), distinct: entry.distinct as number })
+        else entry.histogram = { bins: [] }
+      }
       result.columns[column.name] = entry as ColumnStats
+    }
+    const histograms = await computeHistograms(tx, table, histogrammed)
+    for (const column of columns) {
+      const histogram = histograms.get(column.position)
+      if (histogram !== undefined) result.columns[column.name]!.histogram = histogram
     }
     return result
   })
@@ -101,11 +114,20 @@ async function topValues (tx: TransactionSql, table: RowsTable, column: DatasetC
     group by ${c} order by count desc, value limit ${TOP_VALUES}`)
 }
 
-/** One (column, _row) index per column: keyset paging under any sort, filters by index. */
+/**
+ * One (column, _row) index per column: keyset paging under any sort, filters by index. Then the
+ * GIN indexes of full-text search (table.ts), and ANALYZE: the planner knows how often each word
+ * occurs only from the statistics of the indexed expressions, which ANALYZE gathers; without them
+ * it guessed 5,000 rows for any word and walked the primary key for `_q` pages (6.6 s on 1,000,000
+ * rows instead of 0.05 ms).
+ */
 async function indexColumns (sql: Sql, table: RowsTable, columns: DatasetColumn[], stats: DatasetStats): Promise<void> {
   for (const column of columns) {
     const entry = stats.columns[column.name]
     if (column.type === 'text' && Number(entry?.max_length ?? 0) > INDEXABLE_TEXT_LENGTH) continue
     await withoutStatementTimeout(sql, async (tx) => { await table.index(tx, column.position) })
   }
+  const searchIndexes = table.searchIndexStatements(columns)
+  for (const statement of searchIndexes) await withoutStatementTimeout(sql, async (tx) => { await tx.unsafe(statement) })
+  if (searchIndexes.length > 0) await withoutStatementTimeout(sql, async (tx) => { await tx.unsafe(`analyze ${table.name}`) })
 }

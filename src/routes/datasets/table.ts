@@ -10,6 +10,10 @@
 // The one place where users' names do become SQL is the data set's view for SQL queries
 // (`dataset_views.dataset_<id>`, see sql-queries.ts): its columns are the users' names as quoted
 // identifiers, cut to PostgreSQL's 63 bytes and made unique (`viewColumnNames`).
+//
+// Full-text search (search.ts) reads documents written here once, for the GIN indexes the
+// statistics job builds (stats.ts) and for the queries alike: PostgreSQL uses an expression index
+// only for a condition on the very same expression, so nobody else may spell it.
 import type { Fragment, TransactionSql } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { SQL_TYPES, type ColumnType } from './column-types.ts'
@@ -30,6 +34,25 @@ const TEXT_COLLATIONS = ['pg_c_utf8', 'C']
 
 export type RowsTable = ReturnType<typeof rowsTable>
 
+/**
+ * The text search configuration: 'simple' lowercases and splits on non-word characters, with no
+ * stemming and no stop words, so it suits data in any language (a language's configuration would
+ * stem French with English rules and drop "the" from a title). Built in to every PostgreSQL, so the
+ * index needs no extension and no migration (a custom one, with unaccent say, would need both).
+ */
+export const SEARCH_CONFIGURATION = 'simple'
+
+/**
+ * Characters of a document that are indexed and searched. A tsvector holds at most 1 MB of lexemes
+ * and their positions (to_tsvector raises "string is too long for tsvector" beyond), and one text
+ * value of 2 MB would then fail the index build, hence the statistics job, of its whole data set.
+ * 100,000 characters make at most ~500 kB (4 bytes a character, and the positions), whatever the
+ * text; a document is searched on its first 100,000 characters.
+ */
+export const SEARCH_DOCUMENT_MAX_CHARS = 100_000
+
+const tsvector = (text: string): string => `to_tsvector('${SEARCH_CONFIGURATION}'::regconfig, left(${text}, ${SEARCH_DOCUMENT_MAX_CHARS}))`
+
 /** A column's SQL type; for text with the collation above (the first of them the server has). */
 async function columnDefinition (tx: TransactionSql, type: ColumnType): Promise<string> {
   if (type !== 'text') return SQL_TYPES[type]
@@ -46,6 +69,26 @@ export function rowsTable (datasetId: number) {
   const column = (position: number): string => `c${position + 1}`
   const viewRelation = `dataset_${datasetId}`
   const view = `${VIEWS_SCHEMA}.${viewRelation}`
+
+  /**
+   * SQL of the full-text document of a row: its text columns (in position order) joined by a
+   * space, a missing value as empty text; undefined when the data set has no text column. The
+   * expression its GIN index is built on.
+   */
+  const searchDocument = (columns: readonly TableColumn[]): string | undefined => {
+    const texts = textColumns(columns)
+    return texts.length === 0 ? undefined : tsvector(texts.map(({ position }) => `coalesce(${column(position)}, '')`).join(` || ' ' || `))
+  }
+  /**
+   * SQL of one text column's document, null when the value is missing. When it is the data set's
+   * only text column, the row's document is used instead (`isRowDocument`: the caller adds
+   * `is not null`), so that one index serves both searches.
+   */
+  const columnSearchDocument = (columns: readonly TableColumn[], { position }: TableColumn): { document: string, isRowDocument: boolean } => {
+    const texts = textColumns(columns)
+    if (texts.length === 1 && texts[0]!.position === position) return { document: searchDocument(columns)!, isRowDocument: true }
+    return { document: tsvector(column(position)), isRowDocument: false }
+  }
 
   return {
     /** The schema-qualified table name, for SQL text (COPY statements take no parameters). */
@@ -99,12 +142,29 @@ export function rowsTable (datasetId: number) {
       await sql.unsafe(`create index if not exists ${relation}_${column(position)} on ${name} (${column(position)}, _row)`)
     },
 
+    searchDocument,
+    columnSearchDocument,
+    /**
+     * The statements creating the GIN indexes of full-text search: one on the row's document and
+     * one on each text column's (none when the row's document is that column's); none without text.
+     */
+    searchIndexStatements: (columns: readonly TableColumn[]): string[] => {
+      const document = searchDocument(columns)
+      if (document === undefined) return []
+      const gin = (index: string, expression: string): string => `create index if not exists ${index} on ${name} using gin (${expression})`
+      const texts = textColumns(columns)
+      return [
+        gin(`${relation}_search`, document),
+        ...(texts.length === 1 ? [] : texts.map((text) => gin(`${relation}_${column(text.position)}_search`, columnSearchDocument(columns, text).document))),
+      ]
+    },
+
     /** A literal (column-types.ts) as a value of the column's type. */
-    value: (sql: Sql, { type }: TableColumn, text: string): Fragment => sql`${text}::text::${sql.unsafe(SQL_TYPES[type])}`,
+    value: (sql: Sql | TransactionSql, { type }: TableColumn, text: string): Fragment => sql`${text}::text::${sql.unsafe(SQL_TYPES[type])}`,
     /** A list of literals as an array of the column's type. */
-    values: (sql: Sql, { type }: TableColumn, texts: string[]): Fragment => sql`${texts}::text[]::${sql.unsafe(SQL_TYPES[type])}[]`,
+    values: (sql: Sql | TransactionSql, { type }: TableColumn, texts: string[]): Fragment => sql`${texts}::text[]::${sql.unsafe(SQL_TYPES[type])}[]`,
     /** The column as an identifier in a tagged query. */
-    ref: (sql: Sql, { position }: TableColumn): Fragment => sql(column(position)) as unknown as Fragment,
+    ref: (sql: Sql | TransactionSql, { position }: TableColumn): Fragment => sql(column(position)) as unknown as Fragment,
     /** SQL of a column's value as it is sent to clients; `decode` finishes it in JavaScript. */
     output: ({ position, type }: TableColumn, qualifier = ''): string => {
       const c = qualifier + column(position)
@@ -126,6 +186,10 @@ export function rowsTable (datasetId: number) {
     /** SQL of the number of bytes a column's value adds to a response, near enough to bound a page. */
     size: ({ position, type }: TableColumn): string => type === 'text' ? `coalesce(octet_length(${column(position)}), 4)` : '24',
   }
+}
+
+function textColumns (columns: readonly TableColumn[]): TableColumn[] {
+  return columns.filter(({ type }) => type === 'text').sort((a, b) => a.position - b.position)
 }
 
 /**
