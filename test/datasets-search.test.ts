@@ -176,6 +176,40 @@ describe('full-text search primitives', async () => {
     assert.deepEqual(await rowsWhere(dataset, matchesSearch(sql, dataset.table, dataset.columns, 'x'.repeat(3000))), [], 'a word longer than any indexed one matches nothing')
   })
 
+  it('answers _q, column__search and _sort=_rank through /rows and /export: the oracle\'s rows, best first', async () => {
+    /** Every page of a rows query, walked with a small limit: the `n` of each row, in order. */
+    const walk = async (query: string): Promise<number[]> => {
+      const found: number[] = []
+      for (let cursor: string | null = null; ;) {
+        const response = await fetch(`${base}/datasets/${dataset.id}/rows?${query}&_limit=7${cursor === null ? '' : `&_cursor=${cursor}`}`)
+        const page = await json(response)
+        assert.equal(response.status, 200, JSON.stringify(page))
+        found.push(...page.rows.map((row: { n: number }) => row.n))
+        cursor = page.next_cursor
+        if (cursor === null) return found
+      }
+    }
+    await fc.assert(fc.asyncProperty(queryArbitrary, fc.constantFrom(...TEXT_COLUMNS), async (query, name) => {
+      const text = encodeURIComponent(queryText(query))
+      const expected = rows.filter(({ cells }) => matches(query, wordsOf(cells.map((cell) => cell ?? '').join(' ')))).map(({ row }) => row - 1)
+      assert.deepEqual(await walk(`_q=${text}`), expected, `_q=${text}`)
+      // By rank: the same rows, in the order of PostgreSQL's rank (descending, then row descending).
+      const ranked = await sql<Array<{ n: string }>>`
+        select c1 as n from ${dataset.table.identifier(sql)} where ${matchesSearch(sql, dataset.table, dataset.columns, queryText(query))}
+        order by ${searchRank(sql, dataset.table, dataset.columns, queryText(query))} desc, _row desc`
+      assert.deepEqual(await walk(`_q=${text}&_sort=_rank`), ranked.map(({ n }) => Number(n)), `_q=${text}&_sort=_rank`)
+      const index = TEXT_COLUMNS.indexOf(name)
+      const inColumn = rows.filter(({ cells }) => cells[index] !== null && matches(query, wordsOf(cells[index]!))).map(({ row }) => row - 1)
+      assert.deepEqual(await walk(`${name}__search=${text}`), inColumn, `${name}__search=${text}`)
+      // The export of the same view: the same rows in the same order.
+      const exported = await (await fetch(`${base}/datasets/${dataset.id}/export?_format=ndjson&_select=n&_q=${text}&_sort=_rank`)).text()
+      assert.deepEqual(exported.split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as { n: number }).n), ranked.map(({ n }) => Number(n)))
+    }), { seed: SEED, numRuns: 40, endOnFailure: true })
+    const refused = await fetch(`${base}/datasets/${dataset.id}/rows?_sort=_rank`)
+    assert.equal(refused.status, 400)
+    assert.match((await json(refused)).detail, /give _q too/)
+  })
+
   it('refuses a NUL character as a 400 naming the parameter, before PostgreSQL sees it', () => {
     assert.throws(() => matchesSearch(sql, dataset.table, dataset.columns, 'apple\0'), (error: any) => error.status === 400 && error.extra.errors[0].pointer === '/_q')
     assert.throws(() => matchesColumnSearch(sql, dataset.table, dataset.columns, column(dataset, 'body'), '\0'), (error: any) => error.status === 400 && error.extra.errors[0].pointer === '/body__search')

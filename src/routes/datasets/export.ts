@@ -1,5 +1,5 @@
 // GET /datasets/{id}/export: the rows of the view a client built on /rows (the same filters,
-// `_sort` and `_select`; all rows in row order without them) as CSV (header first) or NDJSON,
+// `_q`, `_sort` and `_select`; all rows in row order without them) as CSV (header first) or NDJSON,
 // streamed.
 //
 // The rows are read in chunks of about CHUNK_BYTES: a chunk is read from PostgreSQL whole, its
@@ -24,13 +24,13 @@ const MAX_RANGE = 1_000_000
 
 export type ExportFormat = 'csv' | 'ndjson'
 /** The API parameters of GET /datasets/{id}/export. */
-export const EXPORT_PARAMETERS = ['format', 'sort', 'select'] as const satisfies readonly ApiParameter[]
+export const EXPORT_PARAMETERS = ['format', 'sort', 'select', 'q'] as const satisfies readonly ApiParameter[]
 
 /** The stream of the rows; its bounds are read first, so that a table gone is an error here, not a cut stream. */
 export async function exportRows (sql: Sql, dataset: { id: number, rows: number, bytes: number }, query: DataQuery, signal: AbortSignal): Promise<{ format: ExportFormat, rows: Readable }> {
   const table = rowsTable(dataset.id)
   const format = query.one('format') ?? 'csv'
-  const sort = readSort(query)
+  const sort = readSort(sql, table, query)
   const columns = query.columnList('select') ?? query.columns
   const filtered = query.where(sql, table)
   const line = format === 'csv' ? csvLine(table, columns) : ndjsonLine(table, columns)
@@ -80,7 +80,7 @@ export async function exportRows (sql: Sql, dataset: { id: number, rows: number,
   }
 
   const [{ last }] = await cancellable(sql<[{ last: number | null }]>`select max(_row) as last from ${table.identifier(sql)}`, signal)
-  const everyRow = query.filters.length === 0 && sort.column === undefined
+  const everyRow = !query.isFiltered && sort.key === undefined
   return {
     format,
     rows: Readable.from((async function * () {

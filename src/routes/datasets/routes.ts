@@ -105,7 +105,8 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         'contains, startswith (text, case-insensitive), in (comma-separated), isnull (true/false); `column=value` means eq. Values must be valid for the column\'s type ' +
         '(booleans true/false, dates YYYY-MM-DD, timestamps ISO 8601: no zone means UTC); an empty value is refused; a filter given twice must hold both times. ' +
         'A missing value matches no comparison, `ne` included: find missing values with `isnull=true`. ' +
-        '`_sort=column` or `_sort=-column` (missing values last). Follow `next_cursor` with the same sort and filters: every row is visited exactly once. ' +
+        '`column__search=words` is a full-text search of one text column, `_q=words` of all of them (words, "phrases", `or`, `-word`). ' +
+        '`_sort=column` or `_sort=-column` (missing values last); with `_q`, `_sort=_rank` puts the best matches first. `_select=a,b` returns only those columns. Follow `next_cursor` with the same sort and filters: every row is visited exactly once. ' +
         'A page stops early (with a `next_cursor`) once its values reach DATASET_PAGE_MAX_BYTES.',
       params: Type.Object({ dataset_id: DatasetId }),
       querystring: viewQuerystring(ROWS_PARAMETERS),
@@ -118,7 +119,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     schema: {
       tags: ['datasets'],
       summary: 'The rows of a view as CSV or NDJSON, streamed',
-      description: `${PARAMETER_RULE} The same filters, \`_sort\` and \`_select\` as the rows route: the export holds exactly the rows its pages hold, in their order ` +
+      description: `${PARAMETER_RULE} The same filters, \`_q\`, \`_sort\` and \`_select\` as the rows route: the export holds exactly the rows its pages hold, in their order ` +
         '(without them, every row in row order). Read from PostgreSQL in chunks and streamed with backpressure: memory stays flat whatever the size, and a slow ' +
         'client holds no database connection. The CSV imports back as the same rows (booleans as true/false, timestamps in ISO 8601).',
       params: Type.Object({ dataset_id: DatasetId }),

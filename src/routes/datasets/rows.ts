@@ -1,8 +1,9 @@
 // GET /datasets/{id}/rows: filters (view.ts), column choice, sort and keyset pagination over a
 // data set's table.
 //
-// Sorting is by one column (`_sort=col` or `_sort=-col`), with the row number as tie-breaker;
-// missing values come last in both directions. The cursor holds the row
+// Sorting is by one column (`_sort=col` or `_sort=-col`), or by the rank of a `_q` search
+// (`_sort=_rank`, best first), with the row number as tie-breaker; missing values come last in
+// both directions. The cursor holds the row
 // number of the last row sent and whether it had a sort key, so the next page starts right after it,
 // the key read back from that row (a data set's rows never change; a text key may be longer than a
 // URL can carry): no row is skipped or repeated between pages, and page 10,000 costs what page 1
@@ -12,13 +13,14 @@
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
-import type { DatasetColumn, RowsPage } from './schemas.ts'
+import type { RowsPage } from './schemas.ts'
+import { searchRank } from './search.ts'
 import { decode, rowsTable, type RowsTable } from './table.ts'
 import { badRequest, type ApiParameter, type DataQuery } from './view.ts'
 
 const DEFAULT_LIMIT = 100
 /** The API parameters of GET /datasets/{id}/rows. */
-export const ROWS_PARAMETERS = ['limit', 'sort', 'cursor', 'select'] as const satisfies readonly ApiParameter[]
+export const ROWS_PARAMETERS = ['limit', 'sort', 'cursor', 'select', 'q'] as const satisfies readonly ApiParameter[]
 
 /** Sort (as given), `v` null when the last row sent had no sort key (else a string, not read) and its row number. */
 interface Cursor { s: string, v: string | null, r: number }
@@ -43,47 +45,60 @@ function decodeCursor (text: string, sort: string, parameter: string): Cursor {
 
 interface PageRow { _row: number, _keyed: boolean, _keep: boolean, _bytes: number, [output: string]: unknown }
 
-/** A walk's order: by a column (missing values last, row number as tie-breaker) or, without one, by row number. */
-export interface SortOrder { text: string, column?: DatasetColumn, descending: boolean }
+/**
+ * A walk's order: by a key (a column, or the search rank), missing values last and the row number
+ * as tie-breaker, or, without one, by row number.
+ */
+export interface SortOrder { text: string, key?: Fragment, descending: boolean }
 
-export function readSort (query: DataQuery): SortOrder {
+/** The name `_sort` gives the search rank (unless a column has it): best matches first. */
+const RANK = '_rank'
+
+export function readSort (sql: Sql, table: RowsTable, query: DataQuery): SortOrder {
   const text = query.one('sort') ?? ''
   const descending = text.startsWith('-')
   const name = descending ? text.slice(1) : text
-  const column = name === '' ? undefined : query.columns.find((candidate) => candidate.name === name)
-  if (name !== '' && column === undefined) throw badRequest(`${query.nameOf('sort')}: there is no column "${name}"`, query.nameOf('sort'))
-  return { text, column, descending }
+  if (name === '') return { text, descending }
+  const column = query.columns.find((candidate) => candidate.name === name)
+  if (column !== undefined) return { text, key: table.ref(sql, column), descending }
+  const parameter = query.nameOf('sort')
+  if (name === RANK) {
+    const q = query.one('q')
+    if (q === undefined) throw badRequest(`${parameter}: ${RANK} orders by the rank of a search; give _q too`, parameter)
+    // Best first: `_rank` is descending, `-_rank` ascending.
+    return { text, key: searchRank(sql, table, query.columns, q, query.nameOf('q')), descending: !descending }
+  }
+  throw badRequest(`${parameter}: there is no column "${name}"`, parameter)
 }
 
 /** One range of a walk: its rows, their order, and where it goes on right after one of its rows. */
 export interface WalkRange { where: Fragment, order: Fragment, after: (row: number) => Fragment }
 
 /**
- * The ranges a walk in this order goes through, one after the other: without a sort column, all
- * rows by row number; with one, the rows with a value (by value, then row number), then those
- * without (by row number). A walk goes on after a row by its row number alone, reading its key back
- * from the table (a text key may be longer than a URL can carry).
+ * The ranges a walk in this order goes through, one after the other: without a key, all rows by
+ * row number; with one, the rows with a key (by key, then row number), then those without (by row
+ * number). A walk goes on after a row by its row number alone, reading its key back from the table
+ * (a text key may be longer than a URL can carry).
  */
-export function walkRanges (sql: Sql, table: RowsTable, { column, descending }: SortOrder): WalkRange[] {
-  if (column === undefined) return [{ where: sql`true`, order: sql`_row`, after: (row) => sql`_row > ${row}` }]
-  const c = table.ref(sql, column)
+export function walkRanges (sql: Sql, table: RowsTable, { key, descending }: SortOrder): WalkRange[] {
+  if (key === undefined) return [{ where: sql`true`, order: sql`_row`, after: (row) => sql`_row > ${row}` }]
   const direction = sql.unsafe(descending ? 'desc' : 'asc')
   const beyond = sql.unsafe(descending ? '<' : '>')
   return [
-    { where: sql`${c} is not null`, order: sql`${c} ${direction}, _row ${direction}`, after: (row) => sql`(${c}, _row) ${beyond} ((select ${c} from ${table.identifier(sql)} where _row = ${row}), ${row})` },
-    { where: sql`${c} is null`, order: sql`_row ${direction}`, after: (row) => sql`_row ${beyond} ${row}` },
+    { where: sql`${key} is not null`, order: sql`${key} ${direction}, _row ${direction}`, after: (row) => sql`(${key}, _row) ${beyond} ((select ${key} from ${table.identifier(sql)} where _row = ${row}), ${row})` },
+    { where: sql`${key} is null`, order: sql`_row ${direction}`, after: (row) => sql`_row ${beyond} ${row}` },
   ]
 }
 
 export async function queryRows (sql: Sql, datasetId: number, query: DataQuery, { signal, maxBytes }: { signal: AbortSignal, maxBytes: number }): Promise<RowsPage> {
   const table = rowsTable(datasetId)
   const limit = query.one('limit') ?? DEFAULT_LIMIT
-  const sort = readSort(query)
+  const sort = readSort(sql, table, query)
   const cursorText = query.one('cursor')
   const cursor = cursorText === undefined ? undefined : decodeCursor(cursorText, sort.text, query.nameOf('cursor'))
   const columns = query.columnList('select') ?? query.columns
   const filtered = query.where(sql, table)
-  const keyed = sort.column === undefined ? sql`false` : sql`${table.ref(sql, sort.column)} is not null`
+  const keyed = sort.key === undefined ? sql`false` : sql`${sort.key} is not null`
   const size = sql.unsafe(['0', ...columns.map((column) => table.size(column))].join(' + '))
   // Output columns are aliased o1..oN: an alias equal to a column name would capture ORDER BY.
   const output = sql.unsafe(['_row', '_keyed', '_keep', '_bytes', ...columns.map((column) => `case when _keep then ${table.output(column, 'page.')} end as o${column.position}`)].join(', '))

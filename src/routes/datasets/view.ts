@@ -11,7 +11,7 @@
 //
 // Filters read their values by the codec of the column's type, with SQL semantics for missing
 // values: a missing value matches no comparison (eq, ne, gt, in, contains … alike); `isnull=true`
-// finds it.
+// finds it. `_q` and `column__search` are full-text searches (search.ts).
 import type { Fragment } from 'postgres'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
@@ -19,9 +19,10 @@ import type { Sql } from '../../db/pool.ts'
 import { Problem } from '../../lib/errors.ts'
 import { isOrdered, literal } from './column-types.ts'
 import type { DatasetColumn } from './schemas.ts'
+import { matchesColumnSearch, matchesSearch } from './search.ts'
 import type { RowsTable } from './table.ts'
 
-export const FILTER_OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'contains', 'startswith', 'in', 'isnull'] as const
+export const FILTER_OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'contains', 'startswith', 'in', 'isnull', 'search'] as const
 type Operator = typeof FILTER_OPERATORS[number]
 const COMPARISONS = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
 const MAX_IN_VALUES = 1_000
@@ -32,6 +33,8 @@ export const API_PARAMETERS = {
   limit: Type.Integer({ minimum: 1, maximum: 1000, description: 'Rows per page (default 100)', examples: [100] }),
   sort: Type.String({ minLength: 1, maxLength: 201, description: '`column` or `-column` (descending); missing values last', examples: ['-score'] }),
   cursor: Type.String({ maxLength: 4096, description: 'The `next_cursor` of the previous page (same sort and filters)' }),
+  q: Type.String({ maxLength: 10_000, description: 'Full-text search over the text columns: words (all must appear), "quoted phrases", `or`, `-word`; ' +
+    'case-insensitive, no stemming (PostgreSQL\'s `simple` configuration). With `_sort=_rank`, best matches first', examples: ['paris "open data" -draft'] }),
   select: Type.String({ minLength: 1, description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
   format: Type.Union([Type.Literal('csv'), Type.Literal('ndjson')], { description: 'Export format (default csv)', examples: ['csv'] }),
 } satisfies Record<string, TSchema>
@@ -117,9 +120,17 @@ export class DataQuery {
     return [...listed.values()]
   }
 
-  /** The condition the filters make, over the data set's table (`true` without filters). */
+  /** Whether some rows may be left out: a filter or a search is given. */
+  get isFiltered (): boolean {
+    return this.filters.length > 0 || this.#given.has('q')
+  }
+
+  /** The condition the filters and the search make, over the data set's table (`true` without them). */
   where (sql: Sql, table: RowsTable): Fragment {
-    return and(sql, this.filters.map(({ parameter, value }) => filterCondition(sql, table, this.columns, parameter, value)))
+    const conditions = this.filters.map(({ parameter, value }) => filterCondition(sql, table, this.columns, parameter, value))
+    const q = this.one('q')
+    if (q !== undefined) conditions.push(matchesSearch(sql, table, this.columns, q, this.nameOf('q')))
+    return and(sql, conditions)
   }
 }
 
@@ -169,6 +180,7 @@ function filterCondition (sql: Sql, table: RowsTable, columns: DatasetColumn[], 
       if (values.length > MAX_IN_VALUES) throw badRequest(`${parameter}: at most ${MAX_IN_VALUES} values`, parameter)
       return sql`${c} = any(${table.values(sql, column, values.map(typed))})`
     }
+    case 'search': return matchesColumnSearch(sql, table, columns, column, value)
     case 'eq': return sql`${c} = ${table.value(sql, column, typed(value))}`
     case 'ne': return sql`${c} <> ${table.value(sql, column, typed(value))}`
     default: {
