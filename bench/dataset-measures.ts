@@ -13,13 +13,17 @@ export interface Latency { p50: number, p99: number }
 
 /** `rowCount` rows of CSV_COLUMNS into `file`; its size in bytes. */
 export async function generateCsv (file: string, rowCount: number): Promise<number> {
+  return await writeCsv(file, CSV_COLUMNS, rowCount, (i) =>
+    `${i + 1},user ${i % 5003},${((i * 7919) % 100_000) / 100},${i % 3 === 0},2026-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')},"note, ${i % 977}"`)
+}
+
+/** A CSV of `header` and `rowCount` lines, line `i` (from 0) written by `line(i)`, into `file`; its size in bytes. */
+export async function writeCsv (file: string, header: readonly string[], rowCount: number, line: (i: number) => string): Promise<number> {
   const out = createWriteStream(file)
-  out.write(`${CSV_COLUMNS.join(',')}\n`)
+  out.write(`${header.join(',')}\n`)
   for (let from = 0; from < rowCount; from += 1000) {
     let chunk = ''
-    for (let i = from; i < Math.min(rowCount, from + 1000); i++) {
-      chunk += `${i + 1},user ${i % 5003},${((i * 7919) % 100_000) / 100},${i % 3 === 0},2026-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')},"note, ${i % 977}"\n`
-    }
+    for (let i = from; i < Math.min(rowCount, from + 1000); i++) chunk += `${line(i)}\n`
     if (!out.write(chunk)) await once(out, 'drain')
   }
   await new Promise<void>((resolve) => { out.end(resolve) })
@@ -50,15 +54,45 @@ export async function peakRss<T> (pid: number, work: () => Promise<T>): Promise<
 
 /** p50/p99 of `count` sequential GETs (after 50 that warm up); each must answer 200. */
 export async function latencies (url: string, count: number): Promise<Latency> {
-  const times: number[] = []
-  for (let i = 0; i < count + 50; i++) {
-    const started = performance.now()
-    const response = await request(url)
-    await response.body.arrayBuffer()
-    if (response.statusCode !== 200) throw new Error(`${url} answered ${response.statusCode}`)
-    if (i >= 50) times.push(performance.now() - started)
-  }
+  return summarize((await timeRequests(url, count)).map(({ ms }) => ms))
+}
+
+export function summarize (times: readonly number[]): Latency {
   return { p50: percentile(times, 0.5), p99: percentile(times, 0.99) }
+}
+
+/** One GET answered 200: how long it took, its body, and its Server-Timing entries (name → ms). */
+export interface TimedResponse { ms: number, body: Buffer, serverTiming: Record<string, number> }
+
+/** Server-Timing `name;dur=12.3;desc="…", …` → { name: 12.3 }. */
+export function parseServerTiming (header: string | string[] | undefined): Record<string, number> {
+  const entries: Record<string, number> = {}
+  for (const entry of [header ?? []].flat().join(',').split(',')) {
+    const [name, ...parameters] = entry.trim().split(';')
+    const dur = parameters.map((p) => /^\s*dur=([\d.]+)/.exec(p)?.[1]).find((d) => d !== undefined)
+    if (name !== undefined && name !== '' && dur !== undefined) entries[name] = Number(dur)
+  }
+  return entries
+}
+
+/** One GET, timed; it must answer 200. */
+export async function timeRequest (url: string, headers?: Record<string, string>): Promise<TimedResponse> {
+  const started = performance.now()
+  const response = await request(url, { headers })
+  const body = Buffer.from(await response.body.arrayBuffer())
+  const ms = performance.now() - started
+  if (response.statusCode !== 200) throw new Error(`${url} answered ${response.statusCode}: ${body.toString('utf8', 0, 500)}`)
+  return { ms, body, serverTiming: parseServerTiming(response.headers['server-timing']) }
+}
+
+/** `count` sequential GETs after `warmup` more, each timed and answered 200. */
+export async function timeRequests (url: string, count: number, warmup = 50): Promise<TimedResponse[]> {
+  const measured: TimedResponse[] = []
+  for (let i = 0; i < count + warmup; i++) {
+    const response = await timeRequest(url)
+    if (i >= warmup) measured.push(response)
+  }
+  return measured
 }
 
 /** GETs `url` and counts the lines of its body as they stream: { lines, ms }. */

@@ -18,26 +18,20 @@
 // results/datasets-<time>.json; another --rows than 1,000,000 is compared with the newest 1 M run.
 import { createReadStream } from 'node:fs'
 import fs from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as delay } from 'node:timers/promises'
-import { execFile } from 'node:child_process'
-import { promisify, parseArgs } from 'node:util'
-import { pino } from 'pino'
+import { parseArgs } from 'node:util'
 import { request } from 'undici'
-import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { loadConfig } from '../src/config.ts'
-import { ensureDatabase } from '../src/db/database.ts'
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
-import { migrate } from '../src/db/migrate.ts'
-import { createSql, type Sql } from '../src/db/pool.ts'
+import type { Sql } from '../src/db/pool.ts'
 import { encodeCursor } from '../src/routes/datasets/rows.ts'
-import { hasTaskset, PROJECT_ROOT, ServerScope, spawnServer, type RunningServer } from '../tools/processes.ts'
+import { PROJECT_ROOT, spawnServer, type RunningServer } from '../tools/processes.ts'
+import { CLIENT_CPU, openBenchWorld, SERVER_CPU, waitUntilReady } from './bench-world.ts'
 import { countLines, CSV_COLUMNS, generateCsv, latencies, peakRss, rss, type Latency } from './dataset-measures.ts'
 import { ensureDatasetteVenv, loadSqlite, startDatasette } from './datasette-peer.ts'
 import { renderTable, type DatasetsResults, type PageCase } from './datasets-report.ts'
-import { runLoad, type LoadOptions } from './load.ts'
+import { runWarmLoad } from './load.ts'
 import type { LoadRun } from './results.ts'
 import { captureRowsQueries } from './rows-query.ts'
 import { median } from './statistics.ts'
@@ -54,8 +48,6 @@ const runs = Number(values.runs)
 const withDatasette = !values['no-datasette']
 if (!Number.isSafeInteger(rowCount) || rowCount < 1000 || !Number.isSafeInteger(runs) || runs < 1) throw new Error('--rows must be ≥ 1000 and --runs ≥ 1')
 
-const SERVER_CPU = 0
-const CLIENT_CPU = 1
 const BASELINE_ROWS = 1_000_000
 const LATENCY_REQUESTS = 500
 const LOAD_CONNECTIONS = 32
@@ -69,7 +61,6 @@ const FILTERED_PATH = (id: number): string => `/datasets/${id}/rows?limit=100&sc
 const DATASETTE_FILTERED_PATH = '/data/rows.json?score__gt=500&active=1&_sort_desc=score&_size=100&_shape=objects&_nocount=1'
 const DATASETTE_FIRST_PAGE_PATH = '/data/rows.json?_size=100&_shape=objects&_nocount=1'
 
-const log = pino({ level: 'warn' })
 const say = (line: string): void => { console.log(line) }
 const mb = (bytes: number): string => `${(bytes / 1_048_576).toFixed(0)} MB`
 const defaults = loadConfig({}).datasets
@@ -85,11 +76,7 @@ async function waitForStatsAndIndexes (sql: Sql, datasetId: number): Promise<voi
 }
 
 async function load (url: string): Promise<LoadRun> {
-  const options: LoadOptions = { url, connections: LOAD_CONNECTIONS, durationSeconds: LOAD_WARMUP_SECONDS }
-  await runLoad(options, CLIENT_CPU)
-  const run = await runLoad({ ...options, durationSeconds: LOAD_SECONDS }, CLIENT_CPU)
-  if (run.errors + run.non2xx > 0) throw new Error(`${url}: ${run.errors} errors, ${run.non2xx} non-2xx answers under load (${JSON.stringify(run.statuses)})`)
-  return run
+  return await runWarmLoad({ url, connections: LOAD_CONNECTIONS, durationSeconds: LOAD_SECONDS }, LOAD_WARMUP_SECONDS, CLIENT_CPU)
 }
 
 /** The newest stored run of BASELINE_ROWS rows, for the scale comparison. */
@@ -103,34 +90,10 @@ async function baselineRun (): Promise<{ file: string, run: DatasetsResults } | 
 }
 
 const startedAt = new Date()
-const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-bench-'))
-await fs.chmod(dir, 0o755)
-const postgresServer = await startEmbeddedPostgres({ clusterDir: path.join(dir, 'pg'), log })
-// PostgreSQL was started unpinned; from here on this process (requests, COPY, polling) runs on
-// CPU 1, away from the servers measured on CPU 0. Children started later pin themselves.
-const isPinned = await hasTaskset()
-if (isPinned) await promisify(execFile)('taskset', ['-a', '-p', '-c', String(CLIENT_CPU), String(process.pid)])
-const servers = new ServerScope()
-const cleanUp = async (): Promise<void> => {
-  await servers.stopAll()
-  await postgresServer.stop()
-  await fs.rm(dir, { recursive: true, force: true })
-}
-// Interrupted (Ctrl-C, SIGTERM): stop every server and the database before leaving.
-const interrupted = (signal: NodeJS.Signals): void => {
-  say(`${signal}: stopping the servers and the database`)
-  void cleanUp().finally(() => process.exit(130))
-}
-process.once('SIGINT', interrupted)
-process.once('SIGTERM', interrupted)
+const world = await openBenchWorld(say)
+const { dir, databaseUrl, sql, version, auth, isPinned, servers } = world
 
 try {
-  const databaseUrl = await ensureDatabase(postgresServer.url, 'bench')
-  const sql = createSql(databaseUrl, { max: 4 })
-  await migrate(sql)
-  const [{ version }] = await sql<[{ version: string }]>`select current_setting('server_version') as version`
-  const { key } = await createApiKeysRepository(sql).create('bench')
-  const auth = { authorization: `Bearer ${key}` }
   const file = path.join(dir, 'data.csv')
   const bytes = await generateCsv(file, rowCount)
   say(`CSV: ${rowCount.toLocaleString('en')} rows × ${CSV_COLUMNS.length} columns, ${mb(bytes)}`)
@@ -201,13 +164,7 @@ try {
         const accepted = await post(base)
         jobPath.acceptedMs.push(performance.now() - started)
         if (accepted.status !== 202) throw new Error(`job path: POST answered ${accepted.status}, not 202`)
-        for (;;) {
-          const response = await request(`${base}/datasets/${accepted.id}`, { headers: auth })
-          const { dataset } = await response.body.json() as { dataset: { status: string, rows: number, error: unknown } }
-          if (dataset.status === 'ready') return { id: accepted.id, rows: dataset.rows }
-          if (dataset.status === 'failed') throw new Error(`job path: import failed: ${JSON.stringify(dataset.error)}`)
-          await delay(POLL_MS)
-        }
+        return { id: accepted.id, rows: await waitUntilReady(base, auth, accepted.id) }
       })
       const readyAt = performance.now()
       jobPath.ms.push(readyAt - started)
@@ -291,7 +248,6 @@ try {
     })
     say(`Datasette: first page p99 ${datasette.firstPage.p99.toFixed(2)} ms, filtered page ${datasette.filtered.rps.toFixed(0)} req/s, CSV ${datasette.export.ms.toFixed(0)} ms`)
   }
-  await sql.end()
 
   const results: DatasetsResults = {
     startedAt: startedAt.toISOString(),
@@ -331,5 +287,5 @@ try {
   await fs.writeFile(out, `${JSON.stringify(results, null, 2)}\n`)
   say(`\n${renderTable(results)}\n\nmedian COPY ${median(copyMs).toFixed(0)} ms; written to ${path.relative(PROJECT_ROOT, out)}`)
 } finally {
-  await cleanUp()
+  await world.close()
 }

@@ -4,7 +4,7 @@
 //
 //   ensureDatasetteVenv(cacheDir, log)              → the venv's python (built once per requirements)
 //   loadSqlite({ python, csv, db, columns, cpu })   → { insertMs, prepareMs }
-//   startDatasette({ python, db, cpu })             → { url, pid, pinnedCpu, output(), stop() }
+//   startDatasette({ python, db, cpu, settings? })  → { url, pid, pinnedCpu, output(), stop() }
 import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -70,13 +70,16 @@ export async function loadSqlite ({ python, csv, db, columns, booleanColumns, cp
   return { insertMs, prepareMs }
 }
 
-/** `datasette serve db` on a free loopback port, resolved once /-/versions.json answers 200. */
-export async function startDatasette ({ python, db, cpu }: { python: string, db: string, cpu?: number }): Promise<DatasettePeer> {
+/**
+ * `datasette serve db` on a free loopback port, resolved once /-/versions.json answers 200;
+ * `settings` beside (or overriding) SETTINGS.
+ */
+export async function startDatasette ({ python, db, cpu, settings = [] }: { python: string, db: string, cpu?: number, settings?: Array<[string, string]> }): Promise<DatasettePeer> {
   const port = await findFreePort()
   return await startPythonServer({
     name: 'datasette',
     python,
-    args: ['-m', 'datasette', 'serve', db, '--host', '127.0.0.1', '--port', String(port), ...SETTINGS.flatMap(([name, value]) => ['--setting', name, value])],
+    args: ['-m', 'datasette', 'serve', db, '--host', '127.0.0.1', '--port', String(port), ...[...SETTINGS, ...settings].flatMap(([name, value]) => ['--setting', name, value])],
     port,
     cwd: path.dirname(db),
     cpu,

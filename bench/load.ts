@@ -30,6 +30,14 @@ export async function runLoad (options: LoadOptions, cpu: number | undefined): P
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadRun
 }
 
+/** A warm-up run of `warmupSeconds`, then the measured one; every answer must be a 2xx. */
+export async function runWarmLoad (options: LoadOptions, warmupSeconds: number, cpu: number | undefined): Promise<LoadRun> {
+  await runLoad({ ...options, durationSeconds: warmupSeconds }, cpu)
+  const run = await runLoad(options, cpu)
+  if (run.errors + run.non2xx > 0) throw new Error(`${options.url}: ${run.errors} errors, ${run.non2xx} non-2xx answers under load (${JSON.stringify(run.statuses)})`)
+  return run
+}
+
 if (import.meta.main) {
   const options = JSON.parse(process.argv[2] ?? '{}') as LoadOptions
   console.log(JSON.stringify(await measureLoad(options)))
