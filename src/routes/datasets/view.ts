@@ -40,7 +40,7 @@ export const API_PARAMETERS = {
   cursor: Type.String({ maxLength: 4096, description: 'The `next_cursor` of the previous page (same sort and filters)' }),
   q: Type.String({ maxLength: 10_000, description: 'Full-text search over the text columns: words (all must appear), "quoted phrases", `or`, `-word`; ' +
     'case-insensitive, no stemming (PostgreSQL\'s `simple` configuration). With `_sort=_rank`, best matches first', examples: ['paris "open data" -draft'] }),
-  select: Type.String({ minLength: 1, description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
+  select: listOf({ description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
   group_by: listOf({ description: 'Columns to group by, comma-separated or repeated (default: none, one group of all filtered rows)', examples: ['category,active'] }),
   metrics: listOf({ description: 'Metrics of each group, comma-separated or repeated: `count` (rows), `count:col` (values), `count_distinct:col`, `sum:col`, `avg:col`, `stddev:col` (integer, numeric), `min:col`, `max:col` (all but boolean); default `count`', examples: ['count,sum:score,avg:score,max:day'] }),
   format: Type.Union([Type.Literal('csv'), Type.Literal('ndjson')], { description: 'Export format (default csv)', examples: ['csv'] }),
