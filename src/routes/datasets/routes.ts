@@ -13,11 +13,12 @@ import { Problem } from '../../lib/errors.ts'
 import { abortOnDisconnect } from '../../lib/request-signal.ts'
 import { problemResponses } from '../../lib/schemas.ts'
 import { withServerTiming } from '../../lib/server-timing.ts'
+import { AGGREGATE_PARAMETERS, METRIC_FUNCTIONS } from './aggregate.ts'
 import { EXPORT_PARAMETERS } from './export.ts'
 import { ROWS_PARAMETERS } from './rows.ts'
 import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
 import { charsetOf, FORMATS, formatOf, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
-import { DatasetDetail, DatasetId, DatasetList, DatasetNamingQuery, RowsPage, UrlImport } from './schemas.ts'
+import { AggregatePage, DatasetDetail, DatasetId, DatasetList, DatasetNamingQuery, RowsPage, UrlImport } from './schemas.ts'
 import type { DatasetService, Naming, Upload } from './service.ts'
 
 export interface DatasetRouteOptions {
@@ -113,6 +114,24 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
       response: { 200: RowsPage, ...problemResponses(400, ...keyNeeded(true), 404, 409, 503) },
     },
   }, async (request, reply) => await datasets.rows(request.params.dataset_id, request.query, abortOnDisconnect(reply)))
+
+  app.get('/datasets/:dataset_id/aggregate', {
+    ...readAccess,
+    schema: {
+      tags: ['datasets'],
+      summary: 'Groups of the filtered rows and their metrics, keyset-paged',
+      description: `${PARAMETER_RULE} The same filters and \`_q\` search as the rows route. \`_group_by=a,b\` groups by those columns (none: one group of all filtered rows; ` +
+        'a missing value is a group of its own). `_metrics` lists what each group gets, under its own name: `count` (rows), `count:col` (values), ' +
+        `\`count_distinct:col\`, \`sum:col\`, \`avg:col\`, \`stddev:col\` (sample; integer and numeric columns), \`min:col\`, \`max:col\` (all but boolean); functions: ${METRIC_FUNCTIONS.join(', ')}. ` +
+        'Default: `count`. A metric that does not apply to its column\'s type is a 400 naming it. Values as in /rows (dates YYYY-MM-DD, timestamps ISO 8601 in UTC); ' +
+        'sums, averages and deviations are computed exactly and sent as JSON numbers (a sum of integers beyond 2^53 as a decimal string). ' +
+        '`_sort` is a group column or a metric (`-count`: descending; missing values last), ties broken by the group columns; default: by the group columns. ' +
+        'Follow `next_cursor` (same group columns, sort and filters): every group comes exactly once. Each page runs under QUERY_TIMEOUT_MS; past it the answer is 503 `timeout`.',
+      params: Type.Object({ dataset_id: DatasetId }),
+      querystring: viewQuerystring(AGGREGATE_PARAMETERS),
+      response: { 200: AggregatePage, ...problemResponses(400, ...keyNeeded(true), 404, 409, 503) },
+    },
+  }, async (request, reply) => await datasets.aggregate(request.params.dataset_id, request.query, abortOnDisconnect(reply)))
 
   app.get('/datasets/:dataset_id/export', {
     ...readAccess,

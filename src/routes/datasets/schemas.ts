@@ -115,6 +115,22 @@ export const RowsPage = Type.Object({
 })
 export type RowsPage = Static<typeof RowsPage>
 
+export const AggregatePage = Type.Object({
+  groups: Type.Array(ByColumnName(Type.Union([Type.Number(), Type.String(), Type.Boolean(), Type.Null()]), {
+    description: 'A group: its value of each group column (as in /rows; a missing value is a group of its own), then each metric under its name (`count`, `sum:score`)',
+  })),
+  next_cursor: Nullable(Type.String({ description: 'Pass as `_cursor` (with the same group columns, sort and filters) for the next groups; null on the last page' })),
+}, {
+  examples: [{
+    groups: [
+      { category: 'books', active: true, count: 1204, 'sum:score': 90211.5, 'avg:score': 74.925, 'max:day': '2026-01-31' },
+      { category: 'books', active: null, count: 17, 'sum:score': null, 'avg:score': null, 'max:day': '2026-01-12' },
+    ],
+    next_cursor: 'eyJzIjoiLWNvdW50IiwiZyI6WyJjYXRlZ29yeSIsImFjdGl2ZSJdLCJrIjpbIjE3IiwiYm9va3MiLG51bGxdfQ',
+  }],
+})
+export type AggregatePage = Static<typeof AggregatePage>
+
 export const UrlImport = Type.Object({
   url: Type.String({ maxLength: 4096, description: 'http(s) URL of a CSV, JSON array or NDJSON file; refused if it resolves to a private address' }),
   ...DatasetNaming,

@@ -18,6 +18,7 @@ import { Problem } from '../../lib/errors.ts'
 import type { ServerTiming } from '../../lib/server-timing.ts'
 import type { Config } from '../../config.ts'
 import { createSsrfGuard, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
+import { AGGREGATE_PARAMETERS, queryAggregate } from './aggregate.ts'
 import { EXPORT_PARAMETERS, exportRows, type ExportFormat } from './export.ts'
 import { decodeText } from './import/decode.ts'
 import { charsetOf, formatOf, type Format } from './import/formats.ts'
@@ -27,7 +28,7 @@ import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
 import { queryRows, ROWS_PARAMETERS } from './rows.ts'
-import type { Dataset, DatasetColumn, DatasetDetail, DatasetSource, RowsPage } from './schemas.ts'
+import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, RowsPage } from './schemas.ts'
 import { computeDatasetStats } from './stats.ts'
 import { rowsTable } from './table.ts'
 import { DataQuery, type QueryString } from './view.ts'
@@ -48,6 +49,8 @@ export interface DatasetServiceOptions {
   fetchTimeoutMs: number
   /** How long an upload may take to arrive; stored pieces older than twice this with no data set are removed. */
   uploadTimeoutMs: number
+  /** QUERY_TIMEOUT_MS (the requests' statement timeout), named in the answer of an aggregate past it. */
+  queryTimeoutMs?: number
 }
 
 export type DatasetService = ReturnType<typeof createDatasetService>
@@ -275,6 +278,11 @@ export function createDatasetService (options: DatasetServiceOptions) {
       return await onReadable(id, signal, async ({ columns }) => await queryRows(sql, id, new DataQuery(columns, query, ROWS_PARAMETERS), { signal, maxBytes: options.pageMaxBytes }))
     },
 
+    /** Groups of the filtered rows and their metrics, a page of them (aggregate.ts). */
+    async aggregate (id: number, query: QueryString, signal: AbortSignal): Promise<AggregatePage> {
+      return await onReadable(id, signal, async ({ columns }) => await queryAggregate(sql, id, new DataQuery(columns, query, AGGREGATE_PARAMETERS), { signal, queryTimeoutMs: options.queryTimeoutMs }))
+    },
+
     async export (id: number, query: QueryString, signal: AbortSignal): Promise<{ dataset: Dataset, format: ExportFormat, rows: Readable }> {
       return await onReadable(id, signal, async ({ dataset, columns }) => ({ dataset, ...await exportRows(sql, dataset, new DataQuery(columns, query, EXPORT_PARAMETERS), signal) }))
     },
@@ -369,6 +377,7 @@ export function createConfiguredDatasetService (config: Config, deps: { sql: Sql
     pageMaxBytes: config.datasets.pageMaxBytes,
     fetchTimeoutMs: config.datasets.fetchTimeoutMs,
     uploadTimeoutMs: config.http.requestTimeoutMs,
+    queryTimeoutMs: config.database.queryTimeoutMs,
   })
 }
 

@@ -166,12 +166,7 @@ export function rowsTable (datasetId: number) {
     /** The column as an identifier in a tagged query. */
     ref: (sql: Sql | TransactionSql, { position }: TableColumn): Fragment => sql(column(position)) as unknown as Fragment,
     /** SQL of a column's value as it is sent to clients; `decode` finishes it in JavaScript. */
-    output: ({ position, type }: TableColumn, qualifier = ''): string => {
-      const c = qualifier + column(position)
-      if (type === 'date') return `${c}::text`
-      if (type === 'timestamp') return timestampText(c)
-      return c // numeric arrives as its exact text: decode makes it a number, never an overflow error in SQL
-    },
+    output: ({ position, type }: TableColumn, qualifier = ''): string => outputOf(type, qualifier + column(position)),
     /** SQL of a column's value as a CSV field that imports back as the same value. */
     csvField: ({ position, type }: TableColumn): string => {
       const c = column(position)
@@ -190,6 +185,16 @@ export function rowsTable (datasetId: number) {
 
 function textColumns (columns: readonly TableColumn[]): TableColumn[] {
   return columns.filter(({ type }) => type === 'text').sort((a, b) => a.position - b.position)
+}
+
+/**
+ * SQL of a value of a column type (a column, or an aggregate of one: `min(c3)`, an alias) as it is
+ * sent to clients; `decode` finishes it in JavaScript.
+ */
+export function outputOf (type: ColumnType, expression: string): string {
+  if (type === 'date') return `${expression}::text`
+  if (type === 'timestamp') return timestampText(expression)
+  return expression // numeric arrives as its exact text: decode makes it a number, never an overflow error in SQL
 }
 
 /**

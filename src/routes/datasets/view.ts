@@ -28,14 +28,21 @@ const COMPARISONS = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
 const MAX_IN_VALUES = 1_000
 const MAX_LISTED_COLUMNS = 1_000
 
+/** A list parameter: one value (comma-separated) or the parameter repeated, as Fastify hands a repeated one over. */
+function listOf (options: { description: string, examples: string[] }) {
+  return Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], options)
+}
+
 /** Each API parameter once: its type (checked for `_name` by the route's schema, for a bare name here) and its documentation. */
 export const API_PARAMETERS = {
-  limit: Type.Integer({ minimum: 1, maximum: 1000, description: 'Rows per page (default 100)', examples: [100] }),
-  sort: Type.String({ minLength: 1, maxLength: 201, description: '`column` or `-column` (descending); missing values last', examples: ['-score'] }),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, description: 'Rows (on /aggregate: groups) per page (default 100)', examples: [100] }),
+  sort: Type.String({ minLength: 1, maxLength: 201, description: '`column` or `-column` (descending); missing values last. On /aggregate a group column or a metric (`-count`, `sum:score`)', examples: ['-score'] }),
   cursor: Type.String({ maxLength: 4096, description: 'The `next_cursor` of the previous page (same sort and filters)' }),
   q: Type.String({ maxLength: 10_000, description: 'Full-text search over the text columns: words (all must appear), "quoted phrases", `or`, `-word`; ' +
     'case-insensitive, no stemming (PostgreSQL\'s `simple` configuration). With `_sort=_rank`, best matches first', examples: ['paris "open data" -draft'] }),
-  select: Type.String({ minLength: 1, description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
+  select: listOf({ description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
+  group_by: listOf({ description: 'Columns to group by, comma-separated or repeated (default: none, one group of all filtered rows)', examples: ['category,active'] }),
+  metrics: listOf({ description: 'Metrics of each group, comma-separated or repeated: `count` (rows), `count:col` (values), `count_distinct:col`, `sum:col`, `avg:col`, `stddev:col` (integer, numeric), `min:col`, `max:col` (all but boolean); default `count`', examples: ['count,sum:score,avg:score,max:day'] }),
   format: Type.Union([Type.Literal('csv'), Type.Literal('ndjson')], { description: 'Export format (default csv)', examples: ['csv'] }),
 } satisfies Record<string, TSchema>
 export type ApiParameter = keyof typeof API_PARAMETERS
@@ -98,6 +105,11 @@ export class DataQuery {
     const error = Value.Errors(schema, value)[Symbol.iterator]().next()
     if (error.done !== true) throw badRequest(`${given.parameter}: ${error.value.message}`, given.parameter)
     return value as ParameterValue<P>
+  }
+
+  /** The values of a parameter as given (a repeated one several), undefined when it is not given. */
+  texts (name: ApiParameter): string[] | undefined {
+    return this.#given.get(name)?.values.map(String)
   }
 
   /**
