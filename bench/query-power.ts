@@ -26,13 +26,15 @@ import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import { request } from 'undici'
 import type { Sql } from '../src/db/pool.ts'
-import { createDatasetsRepository } from '../src/routes/datasets/repository.ts'
+import { AGGREGATE_PARAMETERS, queryAggregate } from '../src/routes/datasets/aggregate.ts'
 import { rowsTable } from '../src/routes/datasets/table.ts'
+import { DataQuery } from '../src/routes/datasets/view.ts'
 import { PROJECT_ROOT, spawnServer, type RunningServer } from '../tools/processes.ts'
 import { CLIENT_CPU, openBenchWorld, SERVER_CPU, waitUntilReady, type BenchWorld } from './bench-world.ts'
 import { latencies, summarize, timeRequest, writeCsv, type Latency, type TimedResponse } from './dataset-measures.ts'
 import { ensureDatasetteVenv, loadSqlite, startDatasette } from './datasette-peer.ts'
 import { runWarmLoad } from './load.ts'
+import { captureQueries } from './rows-query.ts'
 import { renderQueryTable, type AggregateResult, type CountResult, type DatasetteResult, type FacetsResult, type QueryResults, type SearchResult, type Skipped } from './query-report.ts'
 
 const { values } = parseArgs({
@@ -206,28 +208,21 @@ async function searchScenario (base: string, id: number): Promise<SearchResult |
   return { q: SEARCH_WORD, requests: PAGE_REQUESTS, plainPath, searchPath, plain, search }
 }
 
-/**
- * The aggregate's SQL as the route would write it over table.ts's physical columns: the filtered
- * rows grouped, the groups sorted by count (ties by the group columns), one more than the page.
- */
-async function aggregateSql (sql: Sql, id: number): Promise<AggregateResult['sql']> {
-  const table = rowsTable(id)
-  const columns = await createDatasetsRepository(sql).columns(id)
-  const c = (name: string): string => table.column(columns.find((column) => column.name === name)!.position)
-  return {
-    text: `select ${c('category')} as category, ${c('active')} as active, count(*)::int8 as count, sum(${c('price')})::text as sum, avg(${c('price')})::text as avg,
-      min(${c('day')})::text as min, max(${c('day')})::text as max
-      from ${table.name} where ${c('qty')} < $1 group by ${c('category')}, ${c('active')} order by count desc, category, active limit 101`,
-    parameters: [500],
-    source: 'equivalent',
-  }
+/** The SQL the aggregate route sends for AGGREGATE_QUERY, read from data-api's code (aggregate.ts) through postgres.js's debug hook. */
+async function aggregateSql (databaseUrl: string, id: number): Promise<AggregateResult['sql']> {
+  const query = Object.fromEntries(new URLSearchParams(AGGREGATE_QUERY))
+  const { queries } = await captureQueries(databaseUrl, id, async (sql, columns) =>
+    await queryAggregate(sql, id, new DataQuery(columns, query, AGGREGATE_PARAMETERS), { signal: new AbortController().signal }))
+  if (queries.length !== 1) throw new Error(`queryAggregate sent ${queries.length} queries (expected one)`)
+  const [captured] = queries as [typeof queries[0]]
+  return { text: captured.text, parameters: captured.parameters, source: 'captured' }
 }
 
 async function aggregateScenario (world: BenchWorld, base: string, id: number): Promise<AggregateResult | Skipped> {
   const routePath = `/datasets/${id}/aggregate?${AGGREGATE_QUERY}`
   const skip = await unsupported(`${base}${routePath}`)
   if (skip !== undefined) return { skipped: skip }
-  const query = await aggregateSql(world.sql, id)
+  const query = await aggregateSql(world.databaseUrl, id)
   // One connection of its own, in this process (CPU 1): what a caller of postgres.js gets.
   const direct = postgres(world.databaseUrl, { max: 1, onnotice: () => {} })
   try {
