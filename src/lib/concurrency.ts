@@ -115,6 +115,58 @@ export function createPermits (max: number) {
   }
 }
 
+/**
+ * A count of units that callers may hold at once, where a caller beyond it waits its turn (first
+ * come, first served) until a unit is given back, its signal fires, or `waitMs` passes: then it
+ * fails with 503 `database-busy`, as a wait for a pool connection does. For work that may wait a
+ * little but must never take all of a shared resource (the facets of rows pages: half the pool).
+ */
+export function createSlots (max: number, waitMs: number) {
+  let held = 0
+  const waiting: Array<() => void> = []
+  const slot = (): Disposable => {
+    let returned = false
+    return {
+      [Symbol.dispose]: () => {
+        if (returned) return
+        returned = true
+        const next = waiting.shift()
+        if (next === undefined) held -= 1
+        else next() // handed over: `held` stays
+      },
+    }
+  }
+  return {
+    get waiting (): number { return waiting.length },
+    async take (signal: AbortSignal): Promise<Disposable> {
+      signal.throwIfAborted()
+      if (held < max) {
+        held += 1
+        return slot()
+      }
+      await new Promise<void>((resolve, reject) => {
+        const stop = (error: Error): void => {
+          const index = waiting.indexOf(grant)
+          if (index !== -1) waiting.splice(index, 1)
+          clearTimeout(timer)
+          signal.removeEventListener('abort', abort)
+          reject(error)
+        }
+        const abort = (): void => { stop(signal.reason as Error) }
+        const grant = (): void => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', abort)
+          resolve()
+        }
+        const timer = setTimeout(() => { stop(new Problem('database-busy', 'Every connection that this kind of work may use is taken; retry shortly.')) }, waitMs)
+        signal.addEventListener('abort', abort, { once: true })
+        waiting.push(grant)
+      })
+      return slot()
+    },
+  }
+}
+
 /** An awaited timer that is cleared when the signal fires (asyncio.sleep with cancellation). */
 export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   try {

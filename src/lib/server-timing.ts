@@ -3,24 +3,26 @@
 import type { FastifyReply } from 'fastify'
 
 export class ServerTiming {
-  readonly #entries: Array<{ name: string, durationMs: number }> = []
+  readonly #entries: Array<{ name: string, durationMs: number, description?: string }> = []
 
-  add (name: string, durationMs: number): void {
-    this.#entries.push({ name, durationMs })
+  /** `name` is a token (letters, digits, `-`, `_`, `.`); `description` any text (sent percent-encoded: a header holds ASCII only). */
+  add (name: string, durationMs: number, description?: string): void {
+    this.#entries.push({ name, durationMs, description })
   }
 
   /** Times `work` under `name`, whether it succeeds or fails. */
-  async measure<T> (name: string, work: () => Promise<T>): Promise<T> {
+  async measure<T> (name: string, work: () => Promise<T>, description?: string): Promise<T> {
     const started = performance.now()
     try {
       return await work()
     } finally {
-      this.add(name, performance.now() - started)
+      this.add(name, performance.now() - started, description)
     }
   }
 
   toString (): string {
-    return this.#entries.map(({ name, durationMs }) => `${name};dur=${durationMs.toFixed(1)}`).join(', ')
+    return this.#entries.map(({ name, durationMs, description }) =>
+      `${name};${description === undefined ? '' : `desc="${encodeURIComponent(Array.from(description).slice(0, 100).join('').toWellFormed())}";`}dur=${durationMs.toFixed(1)}`).join(', ')
   }
 }
 

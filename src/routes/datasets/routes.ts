@@ -15,6 +15,7 @@ import { problemResponses } from '../../lib/schemas.ts'
 import { withServerTiming } from '../../lib/server-timing.ts'
 import { AGGREGATE_PARAMETERS, METRIC_FUNCTIONS } from './aggregate.ts'
 import { EXPORT_PARAMETERS } from './export.ts'
+import { MAX_FACETS } from './facets.ts'
 import { ROWS_PARAMETERS } from './rows.ts'
 import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
 import { charsetOf, FORMATS, formatOf, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
@@ -101,19 +102,28 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     ...readAccess,
     schema: {
       tags: ['datasets'],
-      summary: 'A page of rows: filter, choose columns, sort, keyset pagination',
+      summary: 'A page of rows: filter, choose columns, sort, keyset pagination; facets and total',
       description: `${PARAMETER_RULE} Filters: \`column__op=value\` with op one of ${FILTER_OPERATORS.join(', ')}: eq, ne, gt, gte, lt, lte (gt… on ordered types: all but boolean), ` +
         'contains, startswith (text, case-insensitive), in (comma-separated), isnull (true/false); `column=value` means eq. Values must be valid for the column\'s type ' +
         '(booleans true/false, dates YYYY-MM-DD, timestamps ISO 8601: no zone means UTC); an empty value is refused; a filter given twice must hold both times. ' +
         'A missing value matches no comparison, `ne` included: find missing values with `isnull=true`. ' +
         '`column__search=words` is a full-text search of one text column, `_q=words` of all of them (words, "phrases", `or`, `-word`). ' +
         '`_sort=column` or `_sort=-column` (missing values last); with `_q`, `_sort=_rank` puts the best matches first. `_select=a,b` returns only those columns. Follow `next_cursor` with the same sort and filters: every row is visited exactly once. ' +
-        'A page stops early (with a `next_cursor`) once its values reach DATASET_PAGE_MAX_BYTES.',
+        'A page stops early (with a `next_cursor`) once its values reach DATASET_PAGE_MAX_BYTES. ' +
+        '**Facets**: `_facet=category&_facet=score__bins&_facet=day__month&_facet_size=10` adds `facets: {category: {by, values: [{value, count}], other, nulls}, …}` ' +
+        'over the rows the filters select: the top `_facet_size` (default 20, at most 100) values by count, ties by value, `other` counting the rows with another value ' +
+        'and `nulls` those without one. `column` alone facets text and boolean by value, integer and numeric by bins (`{value, to, count}`, equal width between the ' +
+        'filtered minimum and maximum, every bin in order), date and timestamp by the finest of day, month, year with at most `_facet_size` buckets; `column__by` ' +
+        `chooses (value, bins, day, month, year). At most ${MAX_FACETS} facets. They run at once, beside the page and the count, each with its own deadline ` +
+        '(FACET_TIMEOUT_MS): a late one is cancelled and answered `{"timed_out": true}`, the rest of the page unharmed. ' +
+        '**Counts**: `_count=exact` (`total`, however long within QUERY_TIMEOUT_MS), `_count=estimated` (the planner\'s estimate, `total_is_estimate: true`), ' +
+        '`_count=none`; by default exact when it takes at most COUNT_TIMEOUT_MS, else the estimate. Without filters the total is the row count, exact and free. ' +
+        '`Server-Timing` has one entry per part: `rows`, `count`, `facet1`, `facet2`… (the column as `desc`).',
       params: Type.Object({ dataset_id: DatasetId }),
       querystring: viewQuerystring(ROWS_PARAMETERS),
       response: { 200: RowsPage, ...problemResponses(400, ...keyNeeded(true), 404, 409, 503) },
     },
-  }, async (request, reply) => await datasets.rows(request.params.dataset_id, request.query, abortOnDisconnect(reply)))
+  }, async (request, reply) => await withServerTiming(reply, async (timing) => await datasets.rows(request.params.dataset_id, request.query, abortOnDisconnect(reply), timing)))
 
   app.get('/datasets/:dataset_id/aggregate', {
     ...readAccess,

@@ -20,7 +20,7 @@ import { badRequest, type ApiParameter, type DataQuery } from './view.ts'
 
 const DEFAULT_LIMIT = 100
 /** The API parameters of GET /datasets/{id}/rows. */
-export const ROWS_PARAMETERS = ['limit', 'sort', 'cursor', 'select', 'q'] as const satisfies readonly ApiParameter[]
+export const ROWS_PARAMETERS = ['limit', 'sort', 'cursor', 'select', 'q', 'facet', 'facet_size', 'count'] as const satisfies readonly ApiParameter[]
 
 /** Sort (as given), `v` null when the last row sent had no sort key (else a string, not read) and its row number. */
 interface Cursor { s: string, v: string | null, r: number }

@@ -109,9 +109,31 @@ export const DatasetList = Type.Object({
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page' })),
 })
 
+export const FacetBy = Type.Union([Type.Literal('value'), Type.Literal('bins'), Type.Literal('day'), Type.Literal('month'), Type.Literal('year')], {
+  description: '`value`: each value; `bins`: equal-width bins between the minimum and maximum under the filters; `day`, `month`, `year`: buckets of the UTC date',
+})
+export type FacetBy = Static<typeof FacetBy>
+
+export const Facet = Type.Object({
+  by: FacetBy,
+  values: Type.Array(Type.Object({
+    value: Type.Union([Type.Number(), Type.String(), Type.Boolean()], { description: 'The value; a bin\'s lower bound; a day, month or year bucket\'s first instant, in the column\'s own format' }),
+    to: Type.Optional(Type.Union([Type.Number(), Type.String()], { description: 'Bins: the upper bound, excluded (the maximum, in the last numeric bin, included)' })),
+    count: Type.Integer(),
+  }), { description: 'The top `_facet_size` by count, ties by value (bins: every bin, in order)' }),
+  other: Type.Integer({ description: 'Rows with a value outside `values`' }),
+  nulls: Type.Integer({ description: 'Rows without a value' }),
+})
+export type Facet = Static<typeof Facet>
+
+export const FacetTimedOut = Type.Object({ timed_out: Type.Literal(true) }, { description: 'The facet missed FACET_TIMEOUT_MS (or found no free connection in time) and was cancelled' })
+
 export const RowsPage = Type.Object({
   rows: Type.Array(ByColumnName(Type.Unknown())),
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` (with the same sort and filters) for the next page; null on the last page' })),
+  total: Type.Optional(Type.Integer({ description: 'Rows the filters select, over all pages (absent with `_count=none`)' })),
+  total_is_estimate: Type.Optional(Type.Boolean({ description: 'true when `total` is PostgreSQL\'s planner estimate, not a count' })),
+  facets: Type.Optional(ByColumnName(Type.Union([Facet, FacetTimedOut]), { description: 'By faceted column, in the order asked (`_facet`)' })),
 })
 export type RowsPage = Static<typeof RowsPage>
 

@@ -13,8 +13,9 @@ import type { TransactionSql } from 'postgres'
 import type { ListenHandlers } from '../../db/listener.ts'
 import { withoutStatementTimeout, type Sql } from '../../db/pool.ts'
 import type { JobQueue } from '../../jobs/queue.ts'
-import { gather } from '../../lib/concurrency.ts'
-import { Problem } from '../../lib/errors.ts'
+import { reserveConnection } from '../../db/scoped.ts'
+import { createSlots, gather, withDeadline } from '../../lib/concurrency.ts'
+import { asProblem, Problem } from '../../lib/errors.ts'
 import type { ServerTiming } from '../../lib/server-timing.ts'
 import type { Config } from '../../config.ts'
 import { createSsrfGuard, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
@@ -27,8 +28,10 @@ import { InvalidDataError } from './import/invalid-data.ts'
 import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
+import { countRows, estimateRows } from './count.ts'
+import { computeFacet, readFacets } from './facets.ts'
 import { queryRows, ROWS_PARAMETERS } from './rows.ts'
-import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, RowsPage } from './schemas.ts'
+import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, Facet, RowsPage } from './schemas.ts'
 import { computeDatasetStats } from './stats.ts'
 import { rowsTable } from './table.ts'
 import { DataQuery, type QueryString } from './view.ts'
@@ -51,6 +54,13 @@ export interface DatasetServiceOptions {
   uploadTimeoutMs: number
   /** QUERY_TIMEOUT_MS (the requests' statement timeout), named in the answer of an aggregate past it. */
   queryTimeoutMs?: number
+  /** Deadline of each facet of a rows page. */
+  facetTimeoutMs: number
+  /** Deadline of a rows page's exact count by default; past it, the estimate. */
+  countTimeoutMs: number
+  /** Connections of the pool `sql`, and how long a query may wait for one. */
+  poolMax: number
+  poolWaitMs: number
 }
 
 export type DatasetService = ReturnType<typeof createDatasetService>
@@ -76,6 +86,18 @@ export function createDatasetService (options: DatasetServiceOptions) {
   const metadata = new MetadataCache()
   const memoryBudget = SYNC_UPLOADS_IN_MEMORY * options.syncMaxBytes
   let bytesInMemory = 0
+  // The scans beside a rows page (facets, exact counts) each run on a reserved connection, so that
+  // no page is pipelined behind one, and all of them together on at most half the pool, so that
+  // pages always find connections however many facets are asked for. Past their slot they wait
+  // (first come, first served), within their own deadline.
+  const sideScans = createSlots(Math.max(1, Math.floor(options.poolMax / 2)), options.poolWaitMs)
+
+  /** `work` on a connection of its own, within a side-scan slot; both given back when it ends. */
+  const onSideConnection = async <T>(signal: AbortSignal, work: (db: Sql) => Promise<T>): Promise<T> => {
+    using slot = await sideScans.take(signal)
+    await using connection = await reserveConnection(sql, signal)
+    return await work(connection)
+  }
 
   const notFound = (id: number): Problem => new Problem('not-found', `There is no data set ${id}.`)
 
@@ -274,8 +296,71 @@ export function createDatasetService (options: DatasetServiceOptions) {
       return (await importInto(tx, dataset, 'sample', 'csv', csv, 'utf-8')).dataset
     },
 
-    async rows (id: number, query: QueryString, signal: AbortSignal): Promise<RowsPage> {
-      return await onReadable(id, signal, async ({ columns }) => await queryRows(sql, id, new DataQuery(columns, query, ROWS_PARAMETERS), { signal, maxBytes: options.pageMaxBytes }))
+    /**
+     * A page of rows, with its total and its facets when asked: the page, the count and each facet
+     * at once (the lesson's gather), one Server-Timing entry each (`rows`, `count`, `facet1`… with
+     * the column as `desc`). A facet past FACET_TIMEOUT_MS is cancelled and answered
+     * `{timed_out: true}`; by default a count past COUNT_TIMEOUT_MS is cancelled and estimated.
+     * The page failing, or the client leaving, cancels every part in PostgreSQL.
+     */
+    async rows (id: number, query: QueryString, signal: AbortSignal, timing?: ServerTiming): Promise<RowsPage> {
+      return await onReadable(id, signal, async ({ dataset, columns }) => {
+        const view = new DataQuery(columns, query, ROWS_PARAMETERS)
+        // Every 400 before any query: the facets, the count, the filters.
+        const facets = readFacets(view)
+        const mode = view.one('count')
+        const table = rowsTable(id)
+        const where = view.where(sql, table)
+        const measure = async <T>(name: string, work: () => Promise<T>, description?: string): Promise<T> =>
+          timing === undefined ? await work() : await timing.measure(name, work, description)
+        /** A missed deadline, or no connection in time: what a part that may give up (`timed_out`, an estimate) gives up on. */
+        const isLate = (error: unknown): boolean => ['timeout', 'database-busy'].includes(asProblem(error)?.code ?? '')
+
+        const total = async (branch: AbortSignal): Promise<Pick<RowsPage, 'total' | 'total_is_estimate'>> => {
+          if (mode === 'none') return {}
+          if (!view.isFiltered) return { total: dataset.rows, total_is_estimate: false }
+          const estimate = async (): Promise<Pick<RowsPage, 'total' | 'total_is_estimate'>> => ({ total: await estimateRows(sql, table, where, branch), total_is_estimate: true })
+          if (mode === 'estimated') return await measure('count', estimate)
+          const exact = async (signal: AbortSignal): Promise<number> => await onSideConnection(signal, async (db) => await countRows(db, table, where, signal))
+          if (mode === 'exact') return { total: await measure('count', async () => await exact(branch)), total_is_estimate: false }
+          return await measure('count', async () => {
+            try {
+              return { total: await withDeadline(options.countTimeoutMs, branch, exact), total_is_estimate: false }
+            } catch (error) {
+              if (branch.aborted || !isLate(error)) throw error
+              return await estimate()
+            }
+          })
+        }
+
+        const facet = async (request: typeof facets[number], branch: AbortSignal): Promise<Facet | { timed_out: true }> => {
+          try {
+            return await withDeadline(options.facetTimeoutMs, branch, async (signal) => await onSideConnection(signal, async (db) => await computeFacet(db, table, where, request, signal)))
+          } catch (error) {
+            if (branch.aborted || !isLate(error)) throw error
+            return { timed_out: true }
+          }
+        }
+
+        const { values } = await gather({
+          rows: async (branch) => await measure('rows', async () => await queryRows(sql, id, view, { signal: branch, maxBytes: options.pageMaxBytes })),
+          total,
+          facets: async (branch) => {
+            // Every facet settles before this part does (a failing one aborts the others through gather).
+            const settled = await Promise.allSettled(facets.map(async (request, index) => await measure(`facet${index + 1}`, async () => await facet(request, branch), request.column.name)))
+            const failed = settled.find((result) => result.status === 'rejected')
+            if (failed !== undefined) throw failed.reason
+            return settled.map((result) => (result as PromiseFulfilledResult<Facet | { timed_out: true }>).value)
+          },
+        }, { signal })
+        const page: RowsPage = { ...values.rows, ...values.total }
+        if (facets.length > 0) {
+          const byColumn = Object.create(null) as Record<string, Facet | { timed_out: true }>
+          facets.forEach((request, index) => { byColumn[request.column.name] = values.facets[index]! })
+          page.facets = byColumn
+        }
+        return page
+      })
     },
 
     /** Groups of the filtered rows and their metrics, a page of them (aggregate.ts). */
@@ -378,6 +463,10 @@ export function createConfiguredDatasetService (config: Config, deps: { sql: Sql
     fetchTimeoutMs: config.datasets.fetchTimeoutMs,
     uploadTimeoutMs: config.http.requestTimeoutMs,
     queryTimeoutMs: config.database.queryTimeoutMs,
+    facetTimeoutMs: config.datasets.facetTimeoutMs,
+    countTimeoutMs: config.datasets.countTimeoutMs,
+    poolMax: config.database.poolMax,
+    poolWaitMs: config.database.poolWaitMs,
   })
 }
 

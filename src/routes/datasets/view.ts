@@ -44,6 +44,21 @@ export const API_PARAMETERS = {
   group_by: listOf({ description: 'Columns to group by, comma-separated or repeated (default: none, one group of all filtered rows)', examples: ['category,active'] }),
   metrics: listOf({ description: 'Metrics of each group, comma-separated or repeated: `count` (rows), `count:col` (values), `count_distinct:col`, `sum:col`, `avg:col`, `stddev:col` (integer, numeric), `min:col`, `max:col` (all but boolean); default `count`', examples: ['count,sum:score,avg:score,max:day'] }),
   format: Type.Union([Type.Literal('csv'), Type.Literal('ndjson')], { description: 'Export format (default csv)', examples: ['csv'] }),
+  facet: Type.Union([
+    Type.String({ minLength: 1 }),
+    Type.Array(Type.String({ minLength: 1 }), { maxItems: 100 }),
+  ], {
+    description: 'Columns to facet, repeated or comma-separated: `column` (its default: text and boolean by value, integer and numeric by bins, date and timestamp by ' +
+      'day, month or year, whichever is the finest with at most `_facet_size` buckets over the filtered rows) or `column__by` with by one of value, bins ' +
+      '(integer, numeric), day, month, year (date, timestamp). At most 10 facets.',
+    examples: ['category', 'category,score__bins', 'day__month'],
+  }),
+  facet_size: Type.Integer({ minimum: 1, maximum: 100, description: 'Values per facet: the top N by count (ties by value), or N bins (default 20, at most 100)', examples: [20] }),
+  count: Type.Union([Type.Literal('exact'), Type.Literal('estimated'), Type.Literal('none')], {
+    description: '`total`: `exact` (a count, however long it takes, within QUERY_TIMEOUT_MS), `estimated` (the planner\'s estimate, at once), `none`. ' +
+      'Default: exact if it takes at most COUNT_TIMEOUT_MS, else the estimate (`total_is_estimate: true`). Without filters the total is the data set\'s row count, exact and free.',
+    examples: ['estimated'],
+  }),
 } satisfies Record<string, TSchema>
 export type ApiParameter = keyof typeof API_PARAMETERS
 type ParameterValue<P extends ApiParameter> = Static<typeof API_PARAMETERS[P]>
@@ -113,20 +128,28 @@ export class DataQuery {
   }
 
   /**
+   * The items of a list parameter (repeated, each value comma-separated unless `isWhole` says the
+   * whole value is one item: a column name, say), in the order given; undefined when not given.
+   */
+  listItems (name: ApiParameter, isWhole: (value: string) => boolean): { parameter: string, items: string[] } | undefined {
+    const given = this.#given.get(name)
+    if (given === undefined) return undefined
+    const items = given.values.map(String).flatMap((value) => isWhole(value) ? [value] : value.split(','))
+    return { parameter: given.parameter, items }
+  }
+
+  /**
    * Columns named by a list parameter (repeated, each value comma-separated unless it is a column
    * name itself), in the order given, each once; undefined when the parameter is not given.
    */
   columnList (name: ApiParameter): DatasetColumn[] | undefined {
-    const given = this.#given.get(name)
+    const given = this.listItems(name, (value) => this.columns.some((column) => column.name === value))
     if (given === undefined) return undefined
     const listed = new Map<string, DatasetColumn>()
-    for (const value of given.values.map(String)) {
-      const whole = this.columns.find((column) => column.name === value)
-      for (const item of whole === undefined ? value.split(',') : [value]) {
-        const column = whole ?? this.columns.find((candidate) => candidate.name === item)
-        if (column === undefined) throw badRequest(`${given.parameter}: there is no column "${item.slice(0, 200)}" (columns: ${columnNames(this.columns)})`, given.parameter)
-        listed.set(column.name, column)
-      }
+    for (const item of given.items) {
+      const column = this.columns.find((candidate) => candidate.name === item)
+      if (column === undefined) throw badRequest(`${given.parameter}: there is no column "${item.slice(0, 200)}" (columns: ${columnNames(this.columns)})`, given.parameter)
+      listed.set(column.name, column)
     }
     if (listed.size > MAX_LISTED_COLUMNS) throw badRequest(`${given.parameter}: at most ${MAX_LISTED_COLUMNS} columns`, given.parameter)
     return [...listed.values()]
@@ -146,7 +169,7 @@ export class DataQuery {
   }
 }
 
-function columnNames (columns: DatasetColumn[]): string {
+export function columnNames (columns: DatasetColumn[]): string {
   const names = columns.map((column) => column.name)
   return names.length > 20 ? `${names.slice(0, 20).join(', ')} … (${names.length} in all)` : names.join(', ')
 }
