@@ -13,7 +13,7 @@
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
-import type { RowsPage } from './schemas.ts'
+import type { DatasetColumn, RowsPage } from './schemas.ts'
 import { searchRank } from './search.ts'
 import { decode, rowsTable, type RowsTable } from './table.ts'
 import { badRequest, type ApiParameter, type DataQuery } from './view.ts'
@@ -56,10 +56,13 @@ const RANK = '_rank'
 
 export function readSort (sql: Sql, table: RowsTable, query: DataQuery): SortOrder {
   const text = query.one('sort') ?? ''
-  const descending = text.startsWith('-')
+  if (text === '') return { text, descending: false }
+  const named = (name: string): DatasetColumn | undefined => query.columns.find((candidate) => candidate.name === name)
+  // `-name` is descending by `name`; a column whose own name starts with `-` sorts ascending by
+  // its whole name (when no column has the rest of it), so no column is out of reach of a sort.
+  const descending = text.startsWith('-') && (named(text.slice(1)) !== undefined || named(text) === undefined)
   const name = descending ? text.slice(1) : text
-  if (name === '') return { text, descending }
-  const column = query.columns.find((candidate) => candidate.name === name)
+  const column = named(name)
   if (column !== undefined) return { text, key: table.ref(sql, column), descending }
   const parameter = query.nameOf('sort')
   if (name === RANK) {
@@ -68,7 +71,8 @@ export function readSort (sql: Sql, table: RowsTable, query: DataQuery): SortOrd
     // Best first: `_rank` is descending, `-_rank` ascending.
     return { text, key: searchRank(sql, table, query.columns, q, query.nameOf('q')), descending: !descending }
   }
-  throw badRequest(`${parameter}: there is no column "${name}"`, parameter)
+  // `-` alone names no column: a 400, not the row order.
+  throw badRequest(`${parameter}: there is no column "${name.slice(0, 200)}"`, parameter)
 }
 
 /** One range of a walk: its rows, their order, and where it goes on right after one of its rows. */

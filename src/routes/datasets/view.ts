@@ -116,7 +116,11 @@ export class DataQuery {
     if (given === undefined) return undefined
     if (given.values.length !== 1) throw badRequest(`${given.parameter}: give it once`, given.parameter)
     const schema = API_PARAMETERS[name]
-    const value = Value.Convert(schema, given.values[0])
+    const [raw] = given.values
+    const value = Value.Convert(schema, raw)
+    // Convert reads "1.5" and "true" as the integer 1; a number given as text (a bare name) must be
+    // the number the whole text is, as the route's schema has it for `_name`.
+    if (typeof value === 'number' && typeof raw === 'string' && Number(raw) !== value) throw badRequest(`${given.parameter}: must be an integer`, given.parameter)
     const error = Value.Errors(schema, value)[Symbol.iterator]().next()
     if (error.done !== true) throw badRequest(`${given.parameter}: ${error.value.message}`, given.parameter)
     return value as ParameterValue<P>
