@@ -20,7 +20,7 @@ function assertProblem (response: { headers: Record<string, unknown>, json: () =
 describe('problem responses', () => {
   // Ajv coerced these to ±Infinity, which skipped every minimum and maximum (patches/ajv): a
   // /sync?seconds=Infinity hung and the others answered 500.
-  for (const url of ['/sync?seconds=Infinity', '/async?seconds=1e400', '/users?after=Infinity', '/users/1e400', '/datasets/1e400', '/datasets/1/rows?limit=1e400',
+  for (const url of ['/sync?seconds=Infinity', '/async?seconds=1e400', '/users?after=Infinity', '/users/1e400', '/datasets/1e400', '/datasets/1/rows?_limit=1e400',
     '/compute?n=1e400', '/slow?delay_ms=-Infinity', '/users?limit=-1e400']) {
     it(`answers the non-finite number of ${url} with a 400 naming the field`, async () => {
       const response = await app.inject({ url })
