@@ -53,7 +53,7 @@ export const sqlQueryRoutes: FastifyPluginAsyncTypebox<SqlRouteOptions> = async 
       body: SqlRequest,
       response: {
         200: { description: 'The result, streamed', content: { 'application/json': { schema: SqlResult } } },
-        ...problemResponses(400, ...(options.requireKeyForReads ? [401] : []), 404, 503),
+        ...problemResponses(400, ...(options.requireKeyForReads ? [401] : []), 404, 413, 503),
       },
     },
   }, async (request, reply) => {
@@ -62,5 +62,15 @@ export const sqlQueryRoutes: FastifyPluginAsyncTypebox<SqlRouteOptions> = async 
     reply.type('application/json; charset=utf-8')
     // A stream is piped as it is (with backpressure); the response schema documents, not serialises.
     return await reply.send(body as never)
+  })
+  // Without this, GET /datasets/sql is GET /datasets/{dataset_id} with a bad id (400), not a 405.
+  app.route({
+    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+    url: '/datasets/sql',
+    schema: { hide: true },
+    handler: async (request, reply) => {
+      void reply.header('allow', 'POST')
+      throw new Problem('method-not-allowed', `/datasets/sql does not answer ${request.method}; it answers POST.`)
+    },
   })
 }
