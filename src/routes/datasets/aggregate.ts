@@ -21,11 +21,11 @@
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
-import { Problem } from '../../lib/errors.ts'
+import { invalidParameter, Problem } from '../../lib/errors.ts'
 import { isOrdered, literal, type ColumnType } from './column-types.ts'
 import type { AggregatePage, DatasetColumn } from './schemas.ts'
 import { decode, outputOf, rowsTable, type RowsTable } from './table.ts'
-import { and, badRequest, type ApiParameter, type DataQuery } from './view.ts'
+import { and, encodeCursor, forgedCursor, readCursor, type ApiParameter, type DataQuery } from './view.ts'
 
 /** The API parameters of GET /datasets/{id}/aggregate. */
 export const AGGREGATE_PARAMETERS = ['group_by', 'metrics', 'sort', 'limit', 'cursor', 'q'] as const satisfies readonly ApiParameter[]
@@ -91,13 +91,13 @@ function metricOf (columns: DatasetColumn[], item: string, parameter: string): M
   if (item === 'count') return { key: 'count', fn: 'count' }
   const colon = item.indexOf(':')
   const fn = colon === -1 ? item : item.slice(0, colon)
-  if (!isFunction(fn)) throw badRequest(`${parameter}: unknown metric "${fn.slice(0, 100)}" (one of ${METRIC_FUNCTIONS.join(', ')}; count alone, the others as function:column)`, parameter)
-  if (colon === -1) throw badRequest(`${parameter}: ${fn} needs a column: ${fn}:column`, parameter)
+  if (!isFunction(fn)) throw invalidParameter(`${parameter}: unknown metric "${fn.slice(0, 100)}" (one of ${METRIC_FUNCTIONS.join(', ')}; count alone, the others as function:column)`, parameter)
+  if (colon === -1) throw invalidParameter(`${parameter}: ${fn} needs a column: ${fn}:column`, parameter)
   const name = item.slice(colon + 1)
   const column = columns.find((candidate) => candidate.name === name)
-  if (column === undefined) throw badRequest(`${parameter}: ${item.slice(0, 200)}: there is no column "${name.slice(0, 200)}"`, parameter)
+  if (column === undefined) throw invalidParameter(`${parameter}: ${item.slice(0, 200)}: there is no column "${name.slice(0, 200)}"`, parameter)
   const reason = misfit(fn, column)
-  if (reason !== undefined) throw badRequest(`${parameter}: ${item}: ${reason}`, parameter)
+  if (reason !== undefined) throw invalidParameter(`${parameter}: ${item}: ${reason}`, parameter)
   return { key: item, fn, column }
 }
 
@@ -113,13 +113,13 @@ function readMetrics (query: DataQuery, groups: DatasetColumn[]): Metric[] {
       whole = undefined
     }
     for (const item of whole === undefined ? text.split(',') : [text]) {
-      if (item === '') throw badRequest(`${parameter}: an empty metric (metrics are comma-separated: count,sum:score)`, parameter)
+      if (item === '') throw invalidParameter(`${parameter}: an empty metric (metrics are comma-separated: count,sum:score)`, parameter)
       const metric = whole ?? metricOf(query.columns, item, parameter)
-      if (groups.some((column) => column.name === metric.key)) throw badRequest(`${parameter}: ${metric.key}: a group column of that name is in the output already`, parameter)
+      if (groups.some((column) => column.name === metric.key)) throw invalidParameter(`${parameter}: ${metric.key}: a group column of that name is in the output already`, parameter)
       found.set(metric.key, metric)
     }
   }
-  if (found.size > MAX_METRICS) throw badRequest(`${parameter}: at most ${MAX_METRICS} metrics`, parameter)
+  if (found.size > MAX_METRICS) throw invalidParameter(`${parameter}: at most ${MAX_METRICS} metrics`, parameter)
   return [...found.values()]
 }
 
@@ -134,22 +134,12 @@ type CursorValue = string | null | { r: number } | { x: 1 }
 /** Sort (as given), group columns (names), and the last group's key values in key order. */
 interface Cursor { s: string, g: string[], k: CursorValue[] }
 
-function encodeCursor (cursor: Cursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString('base64url')
-}
-
 function decodeCursor (text: string, sort: string, groups: DatasetColumn[], keys: SortKey[], parameter: string): Cursor {
-  const forged = badRequest(`${parameter}: not a cursor returned by this API`, parameter)
-  let cursor: Partial<Cursor>
-  try {
-    cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Partial<Cursor>
-  } catch {
-    throw forged
-  }
-  if (typeof cursor !== 'object' || cursor === null || typeof cursor.s !== 'string' || !Array.isArray(cursor.g) || !Array.isArray(cursor.k)) throw forged
-  if (cursor.s !== sort) throw badRequest(`${parameter}: it belongs to _sort=${cursor.s || '(none)'}; keep the sort of the first page while paging`, parameter)
+  const forged = forgedCursor(parameter)
+  const cursor = readCursor(text, sort, parameter)
+  if (!Array.isArray(cursor.g) || !Array.isArray(cursor.k)) throw forged
   if (cursor.g.length !== groups.length || cursor.g.some((name, index) => name !== groups[index]!.name)) {
-    throw badRequest(`${parameter}: it belongs to another _group_by; keep the group columns of the first page while paging`, parameter)
+    throw invalidParameter(`${parameter}: it belongs to another _group_by; keep the group columns of the first page while paging`, parameter)
   }
   if (cursor.k.length !== keys.length) throw forged
   const values = cursor.k.map((value: unknown, index): CursorValue => {
@@ -167,7 +157,7 @@ function decodeCursor (text: string, sort: string, groups: DatasetColumn[], keys
     }
     throw forged
   })
-  return { s: cursor.s, g: cursor.g, k: values }
+  return { s: cursor.s, g: groups.map((column) => column.name), k: values }
 }
 
 function readSortKeys (query: DataQuery, groups: DatasetColumn[], metrics: Metric[]): { text: string, keys: SortKey[] } {
@@ -182,7 +172,7 @@ function readSortKeys (query: DataQuery, groups: DatasetColumn[], metrics: Metri
   const metric = metrics.findIndex((candidate) => candidate.key === name)
   if (metric !== -1) return { text, keys: [{ alias: `m${metric}`, type: valueType(metrics[metric]!), descending, metric: metrics[metric] }, ...groupKeys] }
   const choices = [...groups.map((column) => column.name), ...metrics.map((candidate) => candidate.key)].map((choice) => `"${choice}"`).join(', ')
-  throw badRequest(`${parameter}: "${name.slice(0, 200)}" is neither a group column nor one of the metrics; sort by one of ${choices} (a metric must be in _metrics)`, parameter)
+  throw invalidParameter(`${parameter}: "${name.slice(0, 200)}" is neither a group column nor one of the metrics; sort by one of ${choices} (a metric must be in _metrics)`, parameter)
 }
 
 export interface AggregateOptions {
@@ -195,7 +185,7 @@ export async function queryAggregate (sql: Sql, datasetId: number, query: DataQu
   const table = rowsTable(datasetId)
   const limit = query.one('limit') ?? DEFAULT_LIMIT
   const groups = query.columnList('group_by') ?? []
-  if (groups.length > MAX_GROUP_COLUMNS) throw badRequest(`${query.nameOf('group_by')}: at most ${MAX_GROUP_COLUMNS} columns`, query.nameOf('group_by'))
+  if (groups.length > MAX_GROUP_COLUMNS) throw invalidParameter(`${query.nameOf('group_by')}: at most ${MAX_GROUP_COLUMNS} columns`, query.nameOf('group_by'))
   const metrics = readMetrics(query, groups)
   const sort = readSortKeys(query, groups, metrics)
   const cursorText = query.one('cursor')

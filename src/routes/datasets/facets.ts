@@ -14,10 +14,11 @@
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
+import { invalidParameter } from '../../lib/errors.ts'
 import type { ColumnType } from './column-types.ts'
 import type { DatasetColumn, Facet, FacetBy } from './schemas.ts'
 import { decode, type RowsTable } from './table.ts'
-import { badRequest, columnNames, type DataQuery } from './view.ts'
+import { columnNames, type DataQuery } from './view.ts'
 
 /**
  * Facets one request may ask for. Each is a scan of the filtered rows on a connection of its own,
@@ -58,25 +59,25 @@ export function readFacets (query: DataQuery): FacetRequest[] {
   }
   const given = query.listItems('facet', (value) => resolve(value) !== undefined)
   if (given === undefined) {
-    if (size !== undefined) throw badRequest(`${sizeName}: applies to facets; give _facet too`, sizeName)
+    if (size !== undefined) throw invalidParameter(`${sizeName}: applies to facets; give _facet too`, sizeName)
     return []
   }
   const { parameter, items } = given
   const facets = new Map<string, FacetRequest>()
   for (const item of items) {
     const target = resolve(item)
-    if (target === undefined) throw badRequest(`${parameter}: ${describeUnknown(query.columns, item)}`, parameter)
+    if (target === undefined) throw invalidParameter(`${parameter}: ${describeUnknown(query.columns, item)}`, parameter)
     const { column, by } = target
     const allowed = GRANULARITIES[column.type]
     if (by !== undefined && !allowed.includes(by)) {
-      throw badRequest(`${parameter}: "${column.name}" is a ${column.type} column, faceted by ${allowed.join(', ')} (not ${by})`, parameter)
+      throw invalidParameter(`${parameter}: "${column.name}" is a ${column.type} column, faceted by ${allowed.join(', ')} (not ${by})`, parameter)
     }
     const chosen = by ?? (column.type === 'date' || column.type === 'timestamp' ? undefined : allowed[0])
     const earlier = facets.get(column.name)
-    if (earlier !== undefined && earlier.by !== chosen) throw badRequest(`${parameter}: "${column.name}" is faceted twice, in two ways; facet a column once`, parameter)
+    if (earlier !== undefined && earlier.by !== chosen) throw invalidParameter(`${parameter}: "${column.name}" is faceted twice, in two ways; facet a column once`, parameter)
     facets.set(column.name, { column, by: chosen, size: size ?? DEFAULT_FACET_SIZE })
   }
-  if (facets.size > MAX_FACETS) throw badRequest(`${parameter}: at most ${MAX_FACETS} facets at once (${facets.size} asked)`, parameter)
+  if (facets.size > MAX_FACETS) throw invalidParameter(`${parameter}: at most ${MAX_FACETS} facets at once (${facets.size} asked)`, parameter)
   return [...facets.values()]
 }
 

@@ -13,10 +13,11 @@
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
+import { invalidParameter } from '../../lib/errors.ts'
 import type { DatasetColumn, RowsPage } from './schemas.ts'
 import { searchRank } from './search.ts'
 import { decode, rowsTable, type RowsTable } from './table.ts'
-import { badRequest, type ApiParameter, type DataQuery } from './view.ts'
+import { encodeCursor, forgedCursor, readCursor, type ApiParameter, type DataQuery } from './view.ts'
 
 const DEFAULT_LIMIT = 100
 /** The API parameters of GET /datasets/{id}/rows. */
@@ -25,22 +26,11 @@ export const ROWS_PARAMETERS = ['limit', 'sort', 'cursor', 'select', 'q', 'facet
 /** Sort (as given), `v` null when the last row sent had no sort key (else a string, not read) and its row number. */
 interface Cursor { s: string, v: string | null, r: number }
 
-export function encodeCursor (cursor: Cursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString('base64url')
-}
-
 /** A cursor this API handed out for this sort. */
 function decodeCursor (text: string, sort: string, parameter: string): Cursor {
-  const forged = badRequest(`${parameter}: not a cursor returned by this API`, parameter)
-  let cursor: Partial<Cursor>
-  try {
-    cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Partial<Cursor>
-  } catch {
-    throw forged
-  }
-  if (typeof cursor !== 'object' || cursor === null || !Number.isSafeInteger(cursor.r) || !(typeof cursor.v === 'string' || cursor.v === null) || typeof cursor.s !== 'string') throw forged
-  if (cursor.s !== sort) throw badRequest(`${parameter}: it belongs to sort=${cursor.s || '(none)'}; keep the sort of the first page while paging`, parameter)
-  return cursor as Cursor
+  const cursor = readCursor(text, sort, parameter)
+  if (!Number.isSafeInteger(cursor.r) || !(typeof cursor.v === 'string' || cursor.v === null)) throw forgedCursor(parameter)
+  return cursor as unknown as Cursor
 }
 
 interface PageRow { _row: number, _keyed: boolean, _keep: boolean, _bytes: number, [output: string]: unknown }
@@ -67,12 +57,12 @@ export function readSort (sql: Sql, table: RowsTable, query: DataQuery): SortOrd
   const parameter = query.nameOf('sort')
   if (name === RANK) {
     const q = query.one('q')
-    if (q === undefined) throw badRequest(`${parameter}: ${RANK} orders by the rank of a search; give _q too`, parameter)
+    if (q === undefined) throw invalidParameter(`${parameter}: ${RANK} orders by the rank of a search; give _q too`, parameter)
     // Best first: `_rank` is descending, `-_rank` ascending.
     return { text, key: searchRank(sql, table, query.columns, q, query.nameOf('q')), descending: !descending }
   }
   // `-` alone names no column: a 400, not the row order.
-  throw badRequest(`${parameter}: there is no column "${name.slice(0, 200)}"`, parameter)
+  throw invalidParameter(`${parameter}: there is no column "${name.slice(0, 200)}"`, parameter)
 }
 
 /** One range of a walk: its rows, their order, and where it goes on right after one of its rows. */

@@ -14,7 +14,7 @@
 // empty), and `col__search` never matches it (a missing value matches no condition, as in rows.ts).
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
-import { Problem } from '../../lib/errors.ts'
+import { invalidParameter } from '../../lib/errors.ts'
 import { literal } from './column-types.ts'
 import { SEARCH_CONFIGURATION, type RowsTable, type TableColumn } from './table.ts'
 
@@ -25,14 +25,10 @@ export type SearchColumn = TableColumn & { name: string }
 // every non-ASCII character for a letter when the database's ctype is C).
 const MAY_HOLD_A_WORD = /[A-Za-z0-9\u0080-\u{10FFFF}]/u
 
-function badRequest (detail: string, parameter: string): Problem {
-  return new Problem('validation-error', detail, { extra: { errors: [{ in: 'querystring', pointer: `/${parameter}`, detail }] } })
-}
-
 /** The tsquery of a search text, or undefined when there is nothing to search for. */
 function tsquery (sql: Sql, text: string, parameter: string): Fragment | undefined {
   // A NUL character (or a lone surrogate) cannot reach PostgreSQL as text: the codec's rule.
-  if (literal('text', text) === undefined) throw badRequest(`${parameter}: the text holds a character that cannot be searched (NUL, or a lone UTF-16 surrogate)`, parameter)
+  if (literal('text', text) === undefined) throw invalidParameter(`${parameter}: the text holds a character that cannot be searched (NUL, or a lone UTF-16 surrogate)`, parameter)
   if (!MAY_HOLD_A_WORD.test(text)) return undefined
   return sql`websearch_to_tsquery(${sql.unsafe(`'${SEARCH_CONFIGURATION}'::regconfig`)}, ${text}::text)`
 }
@@ -54,7 +50,7 @@ export function matchesSearch (sql: Sql, table: RowsTable, columns: readonly Tab
  */
 export function matchesColumnSearch (sql: Sql, table: RowsTable, columns: readonly TableColumn[], column: SearchColumn, text: string): Fragment {
   const parameter = `${column.name}__search`
-  if (column.type !== 'text') throw badRequest(`${parameter}: search applies to text columns; "${column.name}" is ${column.type}`, parameter)
+  if (column.type !== 'text') throw invalidParameter(`${parameter}: search applies to text columns; "${column.name}" is ${column.type}`, parameter)
   const query = tsquery(sql, text, parameter)
   if (query === undefined) return sql`true`
   const { document, isRowDocument } = table.columnSearchDocument(columns, column)

@@ -16,7 +16,7 @@ import type { Fragment } from 'postgres'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
 import type { Sql } from '../../db/pool.ts'
-import { Problem } from '../../lib/errors.ts'
+import { invalidParameter, type Problem } from '../../lib/errors.ts'
 import { isOrdered, literal } from './column-types.ts'
 import type { DatasetColumn } from './schemas.ts'
 import { matchesColumnSearch, matchesSearch } from './search.ts'
@@ -74,8 +74,30 @@ export function viewQuerystring (accepted: readonly ApiParameter[]) {
   )
 }
 
-export function badRequest (detail: string, parameter: string): Problem {
-  return new Problem('validation-error', detail, { extra: { errors: [{ in: 'querystring', pointer: `/${parameter}`, detail }] } })
+/** A cursor: the position of a page's last row (or group), as base64url JSON. */
+export function encodeCursor<Position extends { s: string }> (position: Position): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url')
+}
+
+export function forgedCursor (parameter: string): Problem {
+  return invalidParameter(`${parameter}: not a cursor returned by this API`, parameter)
+}
+
+/**
+ * The position a cursor holds when this API handed it out for this sort (`s`); the caller checks
+ * the rest of its fields (`forgedCursor` when they are not its own).
+ */
+export function readCursor (text: string, sort: string, parameter: string): Record<string, unknown> & { s: string } {
+  let cursor: unknown
+  try {
+    cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
+  } catch {
+    throw forgedCursor(parameter)
+  }
+  if (typeof cursor !== 'object' || cursor === null || Array.isArray(cursor) || typeof (cursor as { s?: unknown }).s !== 'string') throw forgedCursor(parameter)
+  const position = cursor as Record<string, unknown> & { s: string }
+  if (position.s !== sort) throw invalidParameter(`${parameter}: it belongs to _sort=${position.s || '(none)'}; keep the sort of the first page while paging`, parameter)
+  return position
 }
 
 /** A data-set read's query: the API parameters given (each as the parameter named it), and the filters. */
@@ -93,14 +115,14 @@ export class DataQuery {
       const values = Array.isArray(raw) ? raw as unknown[] : [raw]
       const own = parameter.startsWith('_') && !parameter.includes('__') ? parameter.slice(1) : undefined
       if (own !== undefined && !isAccepted(own)) {
-        throw badRequest(`${parameter}: not a parameter of this route (it takes ${accepted.map((name) => `_${name}`).join(', ')}; a filter on a column named "${parameter}" is written ${parameter}__eq=…)`, parameter)
+        throw invalidParameter(`${parameter}: not a parameter of this route (it takes ${accepted.map((name) => `_${name}`).join(', ')}; a filter on a column named "${parameter}" is written ${parameter}__eq=…)`, parameter)
       }
       const name = own ?? (isAccepted(parameter) && !names.has(parameter) ? parameter : undefined)
       if (name === undefined) {
         for (const value of values) this.filters.push({ parameter, value: String(value) })
         continue
       }
-      if (this.#given.has(name)) throw badRequest(`${parameter}: given as both _${name} and ${name}`, parameter)
+      if (this.#given.has(name)) throw invalidParameter(`${parameter}: given as both _${name} and ${name}`, parameter)
       this.#given.set(name, { parameter, values })
     }
   }
@@ -114,15 +136,15 @@ export class DataQuery {
   one<P extends ApiParameter> (name: P): ParameterValue<P> | undefined {
     const given = this.#given.get(name)
     if (given === undefined) return undefined
-    if (given.values.length !== 1) throw badRequest(`${given.parameter}: give it once`, given.parameter)
+    if (given.values.length !== 1) throw invalidParameter(`${given.parameter}: give it once`, given.parameter)
     const schema = API_PARAMETERS[name]
     const [raw] = given.values
     const value = Value.Convert(schema, raw)
     // Convert reads "1.5" and "true" as the integer 1; a number given as text (a bare name) must be
     // the number the whole text is, as the route's schema has it for `_name`.
-    if (typeof value === 'number' && typeof raw === 'string' && Number(raw) !== value) throw badRequest(`${given.parameter}: must be an integer`, given.parameter)
+    if (typeof value === 'number' && typeof raw === 'string' && Number(raw) !== value) throw invalidParameter(`${given.parameter}: must be an integer`, given.parameter)
     const error = Value.Errors(schema, value)[Symbol.iterator]().next()
-    if (error.done !== true) throw badRequest(`${given.parameter}: ${error.value.message}`, given.parameter)
+    if (error.done !== true) throw invalidParameter(`${given.parameter}: ${error.value.message}`, given.parameter)
     return value as ParameterValue<P>
   }
 
@@ -152,10 +174,10 @@ export class DataQuery {
     const listed = new Map<string, DatasetColumn>()
     for (const item of given.items) {
       const column = this.columns.find((candidate) => candidate.name === item)
-      if (column === undefined) throw badRequest(`${given.parameter}: there is no column "${item.slice(0, 200)}" (columns: ${columnNames(this.columns)})`, given.parameter)
+      if (column === undefined) throw invalidParameter(`${given.parameter}: there is no column "${item.slice(0, 200)}" (columns: ${columnNames(this.columns)})`, given.parameter)
       listed.set(column.name, column)
     }
-    if (listed.size > MAX_LISTED_COLUMNS) throw badRequest(`${given.parameter}: at most ${MAX_LISTED_COLUMNS} columns`, given.parameter)
+    if (listed.size > MAX_LISTED_COLUMNS) throw invalidParameter(`${given.parameter}: at most ${MAX_LISTED_COLUMNS} columns`, given.parameter)
     return [...listed.values()]
   }
 
@@ -189,9 +211,9 @@ function filterTarget (columns: DatasetColumn[], parameter: string): { column: D
   const split = parameter.lastIndexOf('__')
   const name = split === -1 ? parameter : parameter.slice(0, split)
   const column = columns.find((candidate) => candidate.name === name)
-  if (column === undefined) throw badRequest(`${parameter}: there is no column "${name}" (columns: ${columnNames(columns)})`, parameter)
+  if (column === undefined) throw invalidParameter(`${parameter}: there is no column "${name}" (columns: ${columnNames(columns)})`, parameter)
   const operator = parameter.slice(split + 2) as Operator
-  if (!FILTER_OPERATORS.includes(operator)) throw badRequest(`${parameter}: unknown operator "${operator}" (one of ${FILTER_OPERATORS.join(', ')})`, parameter)
+  if (!FILTER_OPERATORS.includes(operator)) throw invalidParameter(`${parameter}: unknown operator "${operator}" (one of ${FILTER_OPERATORS.join(', ')})`, parameter)
   return { column, operator }
 }
 
@@ -199,31 +221,31 @@ function filterCondition (sql: Sql, table: RowsTable, columns: DatasetColumn[], 
   const { column, operator } = filterTarget(columns, parameter)
   const c = table.ref(sql, column)
   const typed = (text: string): string => {
-    if (text === '') throw badRequest(`${parameter}: a value is required (missing values are found with ${column.name}__isnull=true)`, parameter)
+    if (text === '') throw invalidParameter(`${parameter}: a value is required (missing values are found with ${column.name}__isnull=true)`, parameter)
     const found = literal(column.type, text)
-    if (found === undefined) throw badRequest(`${parameter}: "${text.slice(0, 100)}" is not a valid ${column.type}`, parameter)
+    if (found === undefined) throw invalidParameter(`${parameter}: "${text.slice(0, 100)}" is not a valid ${column.type}`, parameter)
     return found
   }
   switch (operator) {
     case 'isnull':
-      if (value !== 'true' && value !== 'false') throw badRequest(`${parameter}: must be true or false`, parameter)
+      if (value !== 'true' && value !== 'false') throw invalidParameter(`${parameter}: must be true or false`, parameter)
       return value === 'true' ? sql`${c} is null` : sql`${c} is not null`
     case 'contains':
     case 'startswith': {
-      if (column.type !== 'text') throw badRequest(`${parameter}: ${operator} applies to text columns; "${column.name}" is ${column.type}`, parameter)
+      if (column.type !== 'text') throw invalidParameter(`${parameter}: ${operator} applies to text columns; "${column.name}" is ${column.type}`, parameter)
       const escaped = typed(value).replace(/[\\%_]/g, (character) => `\\${character}`)
       return sql`${c} ilike ${operator === 'contains' ? `%${escaped}%` : `${escaped}%`}`
     }
     case 'in': {
       const values = value.split(',')
-      if (values.length > MAX_IN_VALUES) throw badRequest(`${parameter}: at most ${MAX_IN_VALUES} values`, parameter)
+      if (values.length > MAX_IN_VALUES) throw invalidParameter(`${parameter}: at most ${MAX_IN_VALUES} values`, parameter)
       return sql`${c} = any(${table.values(sql, column, values.map(typed))})`
     }
     case 'search': return matchesColumnSearch(sql, table, columns, column, value)
     case 'eq': return sql`${c} = ${table.value(sql, column, typed(value))}`
     case 'ne': return sql`${c} <> ${table.value(sql, column, typed(value))}`
     default: {
-      if (!isOrdered(column.type)) throw badRequest(`${parameter}: ${operator} does not apply to ${column.type} columns`, parameter)
+      if (!isOrdered(column.type)) throw invalidParameter(`${parameter}: ${operator} does not apply to ${column.type} columns`, parameter)
       return sql`${c} ${sql.unsafe(COMPARISONS[operator])} ${table.value(sql, column, typed(value))}`
     }
   }
