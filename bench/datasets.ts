@@ -57,7 +57,10 @@ const POLL_MS = 25
 const RESULTS_DIR = path.join(PROJECT_ROOT, 'bench', 'results')
 // The filtered, sorted page: the same question asked of each server.
 const FILTER = { score__gt: '500', active: 'true' }
-const FILTERED_PATH = (id: number): string => `/datasets/${id}/rows?limit=100&score__gt=500&active=true&sort=-score`
+// `_count=none` as Datasette's `_nocount=1`: the page alone, the one SELECT the bare peer runs too.
+const FILTERED_PATH = (id: number): string => `/datasets/${id}/rows?limit=100&score__gt=500&active=true&sort=-score&_count=none`
+// The same page as a client asks it by default, with its exact total (counted once, then from memory).
+const COUNTED_PATH = (id: number): string => `/datasets/${id}/rows?limit=100&score__gt=500&active=true&sort=-score`
 const DATASETTE_FILTERED_PATH = '/data/rows.json?score__gt=500&active=1&_sort_desc=score&_size=100&_shape=objects&_nocount=1'
 const DATASETTE_FIRST_PAGE_PATH = '/data/rows.json?_size=100&_shape=objects&_nocount=1'
 
@@ -199,6 +202,7 @@ try {
     pageCases.push([`sort=${sort}, cursor 90 % deep`, `${rowsPath}&sort=${sort}&cursor=${encodeCursor({ s: sort, v: '', r: await deepRow(order) })}`])
   }
   pageCases.push(['filter score__gt=500 & active=true, sort=-score, first page', FILTERED_PATH(id)])
+  pageCases.push(['the same, with its total (default `_count`)', COUNTED_PATH(id)])
 
   const dataApiReads = await servers.run(startDataApi('reads', defaults.syncMaxBytes), async ({ url: base }) => {
     const pages: PageCase[] = []
@@ -207,10 +211,11 @@ try {
       say(`data-api ${what}: p50 ${pages.at(-1)!.dataApi.p50.toFixed(2)} ms, p99 ${pages.at(-1)!.dataApi.p99.toFixed(2)} ms`)
     }
     const filtered = await load(`${base}${FILTERED_PATH(id)}`)
+    const counted = await load(`${base}${COUNTED_PATH(id)}`)
     const csv = await countLines(`${base}/datasets/${id}/export?format=csv`)
     const ndjson = await countLines(`${base}/datasets/${id}/export?format=ndjson`)
     if (csv.lines - 1 !== rowCount || ndjson.lines !== rowCount) throw new Error(`export: ${csv.lines} CSV lines, ${ndjson.lines} NDJSON lines`)
-    return { pages, filtered, export: { dataApi: { rows: csv.lines - 1, ms: csv.ms }, ndjson: { rows: ndjson.lines, ms: ndjson.ms } } }
+    return { pages, filtered, counted, export: { dataApi: { rows: csv.lines - 1, ms: csv.ms }, ndjson: { rows: ndjson.lines, ms: ndjson.ms } } }
   })
   say(`data-api filtered page: ${dataApiReads.filtered.rps.toFixed(0)} req/s`)
 
@@ -267,6 +272,7 @@ try {
       datasettePath: DATASETTE_FILTERED_PATH,
       query: { text: query.text, parameters: query.parameters },
       dataApi: dataApiReads.filtered,
+      dataApiCounted: dataApiReads.counted,
       bare,
       datasette: datasette?.filtered,
     },

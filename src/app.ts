@@ -125,7 +125,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   app.setErrorHandler(async (error, request, reply) => {
     // An unmatched request whose body could not be read (a QUERY without Content-Type…) is still a miss.
     const problem = request.is404 && !(error instanceof Problem) ? routeMiss(request, reply) : asProblem(error)
-    const instance = request.url
+    // The path, not the whole URL: a query string may be 100 KB of hostile text, and echoing it in
+    // every refusal only makes the answer larger (the request id names the occurrence).
+    const instance = request.url.split('?')[0]!
     if (problem === undefined) {
       request.log.error({ err: error }, 'unhandled error')
       return await reply.code(500).type('application/problem+json').send(internalErrorBody(request.id, instance))

@@ -257,6 +257,29 @@ describe('facets and counts against the oracle', () => {
   })
 })
 
+describe('exact totals counted once per selection and version', () => {
+  it('serves the count of a selection seen before from memory, in any order of its filters, and counts again once the rows change', async () => {
+    const rows = fc.sample(tableArb, { seed: SEED + 13, numRuns: 1 })[0]!
+    const id = await upload('main', csvOf(rows), 'totals')
+    const truly = rows.filter((row) => row.flag === true && row.n !== null && row.n >= 0).length
+    const ask = async (query: string): Promise<{ total: number, cached: boolean }> => {
+      const response = await fetch(`${bases.main}/datasets/${id}/rows?${query}&_limit=2`)
+      const body = await json(response)
+      assert.equal(response.status, 200, JSON.stringify(body))
+      assert.equal(body.total_is_estimate, false)
+      return { total: body.total, cached: /count;desc="cached"/.test(response.headers.get('server-timing') ?? '') }
+    }
+    assert.deepEqual(await ask('flag=true&n__gte=0'), { total: truly, cached: false })
+    assert.deepEqual(await ask('flag=true&n__gte=0'), { total: truly, cached: true })
+    assert.deepEqual(await ask('n__gte=0&flag=true&_count=exact'), { total: truly, cached: true })
+    assert.deepEqual(await ask('flag=true&n__gte=1'), { total: rows.filter((row) => row.flag === true && row.n !== null && row.n >= 1).length, cached: false })
+    // A change of the rows (as a write does: rows and updated_at together) is a new version.
+    await main.sql.unsafe(`insert into dataset_rows.ds_${id} (_row, c1, c2, c3, c4) values (100000, 100000, 'Oslo', true, 5)`)
+    await main.sql`update datasets set rows = rows + 1, updated_at = now() where id = ${id}`
+    await until('the new row counted', async () => (await ask('flag=true&n__gte=0')).total === truly + 1)
+  })
+})
+
 describe('hostile facet and count parameters', () => {
   const rows = fc.sample(tableArb, { seed: SEED + 11, numRuns: 1 })[0]!
   const ready = upload('main', csvOf(rows), 'hostile')
@@ -374,6 +397,53 @@ describe('deadlines: a late facet is cancelled, the rest of the page stands', ()
       assert.deepEqual(answers[0].facets.long2.values.map((entry: { count: number }) => entry.count), [10, 10, 10, 10])
       assert.equal(answers[2].facets.flag.values[0].count, rows.filter((row) => !row.flag).length)
     })
+    assert.deepEqual(await running(id), [])
+  })
+
+  it('falls back to the estimate when the exact count misses COUNT_TIMEOUT_MS, and goes to it at once for the pages after', async () => {
+    // The first rows are short (stored inline), the rest out of line: a page of the first rows
+    // reads no TOAST, while counting the filter reads every value, so only the count waits.
+    const count = 2000
+    const id = await upload('tight', `id,text\n${Array.from({ length: count }, (_, index) => `${index + 1},x${index < 10 ? '' : 'y'.repeat(3000)}`).join('\n')}\n`, 'count-fallback')
+    await admin.unsafe(`alter table dataset_rows.ds_${id} alter column c2 set storage external`)
+    await admin.unsafe(`update dataset_rows.ds_${id} set c2 = c2 || ''`)
+    await admin.unsafe(`analyze dataset_rows.ds_${id}`)
+    const url = `${bases.tight}/datasets/${id}/rows?text__startswith=x&_select=id&_limit=3`
+    const late = await withToastLocked(id, async () => {
+      const response = await fetch(url)
+      return { status: response.status, body: await json(response), timing: response.headers.get('server-timing') ?? '' }
+    })
+    assert.equal(late.status, 200, JSON.stringify(late.body))
+    assert.deepEqual(late.body.rows, [{ id: 1 }, { id: 2 }, { id: 3 }])
+    assert.equal(late.body.total_is_estimate, true, JSON.stringify(late.body))
+    assert.ok(Number.isInteger(late.body.total) && late.body.total > 0, JSON.stringify(late.body))
+    assert.match(late.timing, /count;dur=/)
+    await until('the cancelled count gone from the server', async () => (await running(id)).length === 0)
+    // The next page of the same view does not wait for a count that was late a moment ago…
+    const next = await fetch(`${url}&_cursor=${encodeURIComponent(late.body.next_cursor)}`)
+    const nextBody = await json(next)
+    assert.deepEqual([nextBody.rows, nextBody.total_is_estimate], [[{ id: 4 }, { id: 5 }, { id: 6 }], true], JSON.stringify(nextBody))
+    assert.match(next.headers.get('server-timing') ?? '', /count;desc="late-recently";dur=/)
+    // …and `_count=exact` still counts.
+    const exact = await json(await fetch(`${url}&_count=exact`))
+    assert.deepEqual([exact.total, exact.total_is_estimate], [count, false])
+  })
+
+  it('answers ten identical faceted requests at once, each whole and the same, within the side-scan slots', async () => {
+    const id = await ready
+    const url = `${bases.patient}/datasets/${id}/rows?_facet=flag,id,long2&_limit=4&_select=id&flag=false&_count=exact`
+    const answers = await Promise.all(Array.from({ length: 10 }, async () => {
+      const response = await fetch(url)
+      return { status: response.status, body: await json(response) }
+    }))
+    const selected = rows.filter((row) => !row.flag)
+    for (const answer of answers) {
+      assert.equal(answer.status, 200, JSON.stringify(answer.body))
+      assert.deepEqual(answer.body.rows, selected.slice(0, 4).map((row) => ({ id: row.id })))
+      assert.deepEqual([answer.body.total, answer.body.total_is_estimate], [selected.length, false])
+      assert.deepEqual(answer.body.facets.flag, { by: 'value', values: [{ value: false, count: selected.length }], other: 0, nulls: 0 })
+      assert.deepEqual(answer.body.facets, answers[0]!.body.facets)
+    }
     assert.deepEqual(await running(id), [])
   })
 

@@ -29,7 +29,10 @@ export interface TestAppOptions {
 export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   // The test databases come migrated from the template; MONGODB_URL is the test's to give.
   const config = loadConfig({ LOG_LEVEL: 'silent', ...TEST_DEFAULTS, ...env })
-  const logger = options.logger ?? pino({ level: config.logLevel })
+  // Quiet, except for what a test run must show: an error no test expects (an unhandled one is a
+  // 500 whose body only carries the request id) goes to stderr with its stack, so a failure seen
+  // once in CI can be read there. TEST_LOG_LEVEL=debug shows more.
+  const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? (config.logLevel === 'silent' ? 'error' : config.logLevel) }, pino.destination({ fd: 2, sync: true }))
   // The pool a server opens for requests (db/database.ts): the same bounded wait and statement timeout.
   const database: Database = options.sql === undefined
     ? await openTestDatabase({ max: config.database.poolMax, queueTimeoutMs: config.database.poolWaitMs, statementTimeoutMs: config.database.queryTimeoutMs })

@@ -130,7 +130,7 @@ export const FacetTimedOut = Type.Object({ timed_out: Type.Literal(true) }, { de
 
 export const RowsPage = Type.Object({
   rows: Type.Array(ByColumnName(Type.Unknown())),
-  next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` (with the same sort and filters) for the next page; null on the last page' })),
+  next_cursor: Nullable(Type.String({ description: 'Pass as `_cursor` (with the same sort and filters) for the next page; null on the last page' })),
   total: Type.Optional(Type.Integer({ description: 'Rows the filters select, over all pages (absent with `_count=none`)' })),
   total_is_estimate: Type.Optional(Type.Boolean({ description: 'true when `total` is PostgreSQL\'s planner estimate, not a count' })),
   facets: Type.Optional(ByColumnName(Type.Union([Facet, FacetTimedOut]), { description: 'By faceted column, in the order asked (`_facet`)' })),

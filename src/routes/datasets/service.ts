@@ -28,7 +28,7 @@ import { InvalidDataError } from './import/invalid-data.ts'
 import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
-import { countRows, estimateRows } from './count.ts'
+import { countRows, estimateRows, TotalsCache } from './count.ts'
 import { computeFacet, readFacets } from './facets.ts'
 import { queryRows, ROWS_PARAMETERS } from './rows.ts'
 import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, Facet, RowsPage } from './schemas.ts'
@@ -91,6 +91,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
   // pages always find connections however many facets are asked for. Past their slot they wait
   // (first come, first served), within their own deadline.
   const sideScans = createSlots(Math.max(1, Math.floor(options.poolMax / 2)), options.poolWaitMs)
+  const totals = new TotalsCache()
 
   /** `work` on a connection of its own, within a side-scan slot; both given back when it ends. */
   const onSideConnection = async <T>(signal: AbortSignal, work: (db: Sql) => Promise<T>): Promise<T> => {
@@ -321,13 +322,22 @@ export function createDatasetService (options: DatasetServiceOptions) {
           if (!view.isFiltered) return { total: dataset.rows, total_is_estimate: false }
           const estimate = async (): Promise<Pick<RowsPage, 'total' | 'total_is_estimate'>> => ({ total: await estimateRows(sql, table, where, branch), total_is_estimate: true })
           if (mode === 'estimated') return await measure('count', estimate)
-          const exact = async (signal: AbortSignal): Promise<number> => await onSideConnection(signal, async (db) => await countRows(db, table, where, signal))
+          const key = TotalsCache.key(dataset, view)
+          const counted = totals.exact(key)
+          if (counted !== undefined) return await measure('count', async () => ({ total: counted, total_is_estimate: false }), 'cached')
+          const exact = async (signal: AbortSignal): Promise<number> => {
+            const found = await onSideConnection(signal, async (db) => await countRows(db, table, where, signal))
+            totals.saveExact(key, found)
+            return found
+          }
           if (mode === 'exact') return { total: await measure('count', async () => await exact(branch)), total_is_estimate: false }
+          if (totals.isLate(key)) return await measure('count', estimate, 'late-recently')
           return await measure('count', async () => {
             try {
               return { total: await withDeadline(options.countTimeoutMs, branch, exact), total_is_estimate: false }
             } catch (error) {
               if (branch.aborted || !isLate(error)) throw error
+              totals.saveLate(key)
               return await estimate()
             }
           })

@@ -181,6 +181,11 @@ export class DataQuery {
     return [...listed.values()]
   }
 
+  /** The rows chosen (filters and search) as one text, equal for equal choices in any order. */
+  get selection (): string {
+    return JSON.stringify([this.filters.map(({ parameter, value }) => JSON.stringify([parameter, value])).sort(), this.texts('q') ?? null])
+  }
+
   /** Whether some rows may be left out: a filter or a search is given. */
   get isFiltered (): boolean {
     return this.filters.length > 0 || this.#given.has('q')
