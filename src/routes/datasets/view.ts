@@ -56,7 +56,8 @@ export const API_PARAMETERS = {
   facet_size: Type.Integer({ minimum: 1, maximum: 100, description: 'Values per facet: the top N by count (ties by value), or N bins (default 20, at most 100)', examples: [20] }),
   count: Type.Union([Type.Literal('exact'), Type.Literal('estimated'), Type.Literal('none')], {
     description: '`total`: `exact` (a count, however long it takes, within QUERY_TIMEOUT_MS), `estimated` (the planner\'s estimate, at once), `none`. ' +
-      'Default: exact if it takes at most COUNT_TIMEOUT_MS, else the estimate (`total_is_estimate: true`). Without filters the total is the data set\'s row count, exact and free.',
+      'Default: exact if it takes at most COUNT_TIMEOUT_MS, else the estimate (`total_is_estimate: true`). Without filters the total is the data set\'s row count, exact and free. ' +
+      'An exact total is counted once per set of filters and kept while the data set is unchanged; filters whose count was late go to the estimate at once for a minute.',
     examples: ['estimated'],
   }),
 } satisfies Record<string, TSchema>
