@@ -46,7 +46,8 @@ export interface AggregateResult {
 export interface DatasetteResult {
   rows: number
   settings: Array<[string, string]>
-  facets: { dataApiPath: string, datasettePath: string, requests: number, dataApi: Latency, datasette: Latency } | Skipped
+  /** dataApi: computed (a filter not seen before); dataApiAgain: the same facets asked again (from memory; absent in older runs). */
+  facets: { dataApiPath: string, datasettePath: string, requests: number, dataApi: Latency, dataApiAgain?: Latency, datasette: Latency } | Skipped
   filtered: { dataApiPath: string, datasettePath: string, connections: number, durationSeconds: number, dataApi: LoadRun, datasette: LoadRun }
 }
 
@@ -107,12 +108,16 @@ function datasetteRows (r: DatasetteResult | Skipped): string[] {
     ? `| facets on 2 columns (\`category\`, \`active\`), ${rows} rows, data-api vs Datasette (p50 / p99) | skipped: ${r.facets.skipped} | | | ≥ 5 × faster |`
     : (() => {
         const speedup = r.facets.datasette.p50 / r.facets.dataApi.p50
-        return `| facets on 2 columns (\`category\`, \`active\`), ${rows} rows, data-api vs Datasette (p50 / p99) | ${latency(r.facets.dataApi)} | ${latency(r.facets.datasette)} | ${speedup.toFixed(1)} × faster (p99 ${(r.facets.datasette.p99 / r.facets.dataApi.p99).toFixed(1)} ×) | ≥ 5 × faster ${check(speedup >= 5)} |`
+        return `| facets on 2 columns (\`category\`, \`active\`), ${rows} rows, data-api (a filter not seen before) vs Datasette (p50 / p99) | ${latency(r.facets.dataApi)} | ${latency(r.facets.datasette)} | ${speedup.toFixed(1)} × faster (p99 ${(r.facets.datasette.p99 / r.facets.dataApi.p99).toFixed(1)} ×) | ≥ 5 × faster ${check(speedup >= 5)} |`
       })()
   const f = r.filtered
   const times = f.dataApi.rps / f.datasette.rps
+  const again = isSkipped(r.facets) || r.facets.dataApiAgain === undefined
+    ? []
+    : [`| the same 2 facets asked again (data-api: from memory, kept per filter and data set version; Datasette computes them again) | ${latency(r.facets.dataApiAgain)} | ${latency(r.facets.datasette)} | ${(r.facets.datasette.p50 / r.facets.dataApiAgain.p50).toFixed(1)} × faster | |`]
   return [
     facets,
+    ...again,
     `| filtered, sorted page, ${f.connections} connections, ${rows} rows, data-api vs Datasette | ${f.dataApi.rps.toFixed(0)} req/s (p99 ${f.dataApi.p99} ms) | ${f.datasette.rps.toFixed(0)} req/s (p99 ${f.datasette.p99} ms) | ${times.toFixed(1)} × | ≥ 3 × ${check(times >= 3)} |`,
   ]
 }

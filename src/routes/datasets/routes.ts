@@ -115,7 +115,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         'and `nulls` those without one. `column` alone facets text and boolean by value, integer and numeric by bins (`{value, to, count}`, equal width between the ' +
         'filtered minimum and maximum, every bin in order), date and timestamp by the finest of day, month, year with at most `_facet_size` buckets; `column__by` ' +
         `chooses (value, bins, day, month, year). At most ${MAX_FACETS} facets. They run at once, beside the page and the count, each with its own deadline ` +
-        '(FACET_TIMEOUT_MS): a late one is cancelled and answered `{"timed_out": true}`, the rest of the page unharmed. ' +
+        '(FACET_TIMEOUT_MS): a late one is cancelled and answered `{"timed_out": true}`, the rest of the page unharmed; a facet computed is kept per set of filters while the data set is unchanged. ' +
         '**Counts**: `_count=exact` (`total`, however long within QUERY_TIMEOUT_MS), `_count=estimated` (the planner\'s estimate, `total_is_estimate: true`), ' +
         '`_count=none`; by default exact when it takes at most COUNT_TIMEOUT_MS, else the estimate. Without filters the total is the row count, exact and free. ' +
         '`Server-Timing` has one entry per part: `rows`, `count`, `facet1`, `facet2`… (the column as `desc`).',

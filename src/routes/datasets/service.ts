@@ -28,13 +28,14 @@ import { InvalidDataError } from './import/invalid-data.ts'
 import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
-import { countRows, estimateRows, TotalsCache } from './count.ts'
+import { countRows, estimateRows } from './count.ts'
 import { computeFacet, readFacets } from './facets.ts'
 import { queryRows, ROWS_PARAMETERS } from './rows.ts'
 import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, Facet, RowsPage } from './schemas.ts'
 import { computeDatasetStats } from './stats.ts'
 import { rowsTable } from './table.ts'
 import { DataQuery, type QueryString } from './view.ts'
+import { ViewCache } from './view-cache.ts'
 
 /** An upload as the route read it from HTTP: a file's bytes, or a URL to import from. */
 export type Upload =
@@ -75,6 +76,8 @@ const SYNC_UPLOADS_IN_MEMORY = 4
 // DELETE waits at most this long for a lock (an import finishing, another DELETE of the same set).
 const DELETE_LOCK_TIMEOUT = '2s'
 const UNDEFINED_TABLE = '42P01'
+// A selection whose default count missed COUNT_TIMEOUT_MS is estimated at once for this long.
+const LATE_COUNT_MS = 60_000
 
 /** A data set deleted while its import ran: the import rolls back and the job ends quietly. */
 class DatasetGone extends Error {}
@@ -91,7 +94,10 @@ export function createDatasetService (options: DatasetServiceOptions) {
   // pages always find connections however many facets are asked for. Past their slot they wait
   // (first come, first served), within their own deadline.
   const sideScans = createSlots(Math.max(1, Math.floor(options.poolMax / 2)), options.poolWaitMs)
-  const totals = new TotalsCache()
+  // Exact totals, and the selections whose default count was late lately (their next pages go to
+  // the estimate at once, not after holding a connection for COUNT_TIMEOUT_MS again).
+  const totals = new ViewCache<{ total: number } | { lateUntil: number }>()
+  const facetsSeen = new ViewCache<Facet>()
 
   /** `work` on a connection of its own, within a side-scan slot; both given back when it ends. */
   const onSideConnection = async <T>(signal: AbortSignal, work: (db: Sql) => Promise<T>): Promise<T> => {
@@ -322,30 +328,35 @@ export function createDatasetService (options: DatasetServiceOptions) {
           if (!view.isFiltered) return { total: dataset.rows, total_is_estimate: false }
           const estimate = async (): Promise<Pick<RowsPage, 'total' | 'total_is_estimate'>> => ({ total: await estimateRows(sql, table, where, branch), total_is_estimate: true })
           if (mode === 'estimated') return await measure('count', estimate)
-          const key = TotalsCache.key(dataset, view)
-          const counted = totals.exact(key)
-          if (counted !== undefined) return await measure('count', async () => ({ total: counted, total_is_estimate: false }), 'cached')
+          const key = ViewCache.key(dataset, view, 'count')
+          const remembered = totals.get(key)
+          if (remembered !== undefined && 'total' in remembered) return await measure('count', async () => ({ total: remembered.total, total_is_estimate: false }), 'cached')
           const exact = async (signal: AbortSignal): Promise<number> => {
             const found = await onSideConnection(signal, async (db) => await countRows(db, table, where, signal))
-            totals.saveExact(key, found)
+            totals.set(key, { total: found })
             return found
           }
           if (mode === 'exact') return { total: await measure('count', async () => await exact(branch)), total_is_estimate: false }
-          if (totals.isLate(key)) return await measure('count', estimate, 'late-recently')
+          if (remembered !== undefined && remembered.lateUntil > Date.now()) return await measure('count', estimate, 'late-recently')
           return await measure('count', async () => {
             try {
               return { total: await withDeadline(options.countTimeoutMs, branch, exact), total_is_estimate: false }
             } catch (error) {
               if (branch.aborted || !isLate(error)) throw error
-              totals.saveLate(key)
+              totals.set(key, { lateUntil: Date.now() + LATE_COUNT_MS })
               return await estimate()
             }
           })
         }
 
         const facet = async (request: typeof facets[number], branch: AbortSignal): Promise<Facet | { timed_out: true }> => {
+          const key = ViewCache.key(dataset, view, ['facet', request.column.position, request.by ?? null, request.size])
+          const seen = facetsSeen.get(key)
+          if (seen !== undefined) return seen
           try {
-            return await withDeadline(options.facetTimeoutMs, branch, async (signal) => await onSideConnection(signal, async (db) => await computeFacet(db, table, where, request, signal)))
+            const computed = await withDeadline(options.facetTimeoutMs, branch, async (signal) => await onSideConnection(signal, async (db) => await computeFacet(db, table, where, request, signal)))
+            facetsSeen.set(key, computed)
+            return computed
           } catch (error) {
             if (branch.aborted || !isLate(error)) throw error
             return { timed_out: true }

@@ -115,8 +115,13 @@ export function rowsTable (datasetId: number) {
     async addPrimaryKey (tx: TransactionSql): Promise<void> {
       await tx.unsafe(`alter table ${name} add primary key (_row)`)
     },
-    /** COPY … FROM STDIN of the row number and the first `width` columns, in order. */
-    copyIn: (width: number): string => `copy ${name} (${['_row', ...Array.from({ length: width }, (_, position) => column(position))].join(', ')}) from stdin`,
+    /**
+     * COPY … FROM STDIN of the row number and the first `width` columns, in order. `freeze` (only
+     * into a table created in the same transaction) writes the rows frozen and their pages
+     * all-visible: the first reads set no hint bits (with data checksums, a full-page image in the
+     * WAL for every page of the table), and index-only scans work before any VACUUM.
+     */
+    copyIn: (width: number, { freeze = false } = {}): string => `copy ${name} (${['_row', ...Array.from({ length: width }, (_, position) => column(position))].join(', ')}) from stdin${freeze ? ' with (freeze)' : ''}`,
     /** Drops the table and its view. */
     async drop (tx: TransactionSql): Promise<void> {
       await tx.unsafe(`drop view if exists ${view}`)

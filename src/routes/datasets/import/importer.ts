@@ -131,7 +131,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
   let rows = 0
   const lines = new RowLines()
   const openCopy = async (): Promise<void> => {
-    copy = await CopyIn.open(tx, table.copyIn(types.length))
+    copy = await CopyIn.open(tx, table.copyIn(types.length, { freeze: true })) // the table is this transaction's
     copyFirstRow = rows + 1
   }
   const flush = async (): Promise<void> => {
