@@ -514,8 +514,14 @@ describe('hostile values of the API parameters', async () => {
     cursor: [...common, '', 'x', Buffer.from('{"s":"","v":null}').toString('base64url'), Buffer.from('{"s":"","v":null,"r":1e400}').toString('base64url'), Buffer.from('[]').toString('base64url'), Buffer.from('{"s":"a","v":"","r":1}').toString('base64url')],
     select: [...common, '', ',', 'a,,b', ',a', huge('a,'), huge('zz,'), Array.from({ length: 10_000 }, (_, index) => `c${index}`).join(',')],
     format: [...common, '', 'xml', 'CSV', 'csv%00', 'ndjson,csv'],
+    facet: [...common, '', ',', 'a__', 'a__week', 'a,,b', huge('a,'), 'nope__value'],
+    facet_size: [...common, '', '0', '-1', '101', '1.5', '1e309', 'NaN', 'Infinity', '5abc'],
+    count: [...common, '', 'EXACT', 'exact,none', 'exact%00'],
+    group_by: [...common, '', ',', 'a,,b', huge('a,'), 'nope', '_rank'],
+    metrics: [...common, '', ',', 'sum', 'sum:', 'sum:b', 'median:a', 'count:nope', huge('count,'), 'sum:a:b'],
   }
-  const ROUTES = { rows: ['limit', 'sort', 'cursor', 'select'], export: ['format', 'sort', 'select'] }
+  const LISTS = new Set(['select', 'facet', 'group_by', 'metrics'])
+  const ROUTES = { rows: ['limit', 'sort', 'cursor', 'select', 'facet', 'facet_size', 'count'], export: ['format', 'sort', 'select'], aggregate: ['group_by', 'metrics'] }
   for (const [route, parameters] of Object.entries(ROUTES)) {
     for (const name of parameters) {
       it(`${route}: malformed _${name} and ${name}, one at a time, repeated, and 10,000 times`, async () => {
@@ -525,8 +531,8 @@ describe('hostile values of the API parameters', async () => {
             await check(`${parameter}=${value}`, parameter)
             cases++
           }
-          // Repeated where one value is expected (_select may be repeated: then its values are bad).
-          await check(`${parameter}=a&${parameter}=${name === 'select' ? 'nope' : 'b'}`, parameter)
+          // Repeated where one value is expected (a list may be repeated: then its values are bad).
+          await check(`${parameter}=a&${parameter}=${LISTS.has(name) ? 'nope' : 'b'}`, parameter)
           await check(`${parameter}[]=a`, `${parameter}[]`)
           await check(Array.from({ length: 10_000 }, (_, index) => `${parameter}=c${index}`).join('&'), parameter)
           cases += 3
@@ -541,6 +547,22 @@ describe('hostile values of the API parameters', async () => {
       })
     }
   }
+
+  it('_q of any text is answered (a search, or a 400 naming _q), never a 500, on every route that takes it', async () => {
+    const values = [...common, ...['', '!!!', ':*', '&|!()', '<->', '"', '\\', 'a:A', huge('a '), huge('-'), huge('"a" ')].map(encodeURIComponent)]
+    let cases = 0
+    for (const route of ['rows', 'export', 'aggregate']) {
+      for (const query of [...values.map((value) => `_q=${value}`), '_q=a&_q=b', '_q[]=a', Array.from({ length: 10_000 }, (_, index) => `_q=c${index}`).join('&')]) {
+        const answer = await get(`/datasets/${id}/${route}?${query}${route === 'aggregate' ? '&_group_by=a' : ''}`)
+        const what = `${route}?${query.slice(0, 80)}`
+        if (answer.status === 200) continue
+        assertRefused(answer, query.startsWith('_q[]') ? '_q[]' : '_q', what)
+        assert.equal(answer.status, 400, what)
+        cases++
+      }
+    }
+    assert.ok(cases > 0, 'some were refused (a repeated _q)')
+  })
 
   it('a filter of hostile name or value is a 400 naming it, never a 500', async () => {
     for (const [parameter, value] of [['a%00', '1'], ['%FF', '1'], [huge('a'), '1'], ['a', '%00'], ['b', 'x%00'], ['a', huge('9')], ['a__in', huge('1,')], ['a__', '1'], ['__', '1'], ['a____eq', '1']] as Array<[string, string]>) {
