@@ -96,8 +96,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
   const sideScans = createSlots(Math.max(1, Math.floor(options.poolMax / 2)), options.poolWaitMs)
   // Exact totals, and the selections whose default count was late lately (their next pages go to
   // the estimate at once, not after holding a connection for COUNT_TIMEOUT_MS again).
-  const totals = new ViewCache<{ total: number } | { lateUntil: number }>()
-  const facetsSeen = new ViewCache<Facet>()
+  const totals = new ViewCache<{ total: number } | { lateUntil: number }>({ maxBytes: 4 * 1_048_576 })
+  // A facet's values may be long texts: each kept by its size (UTF-16 in memory).
+  const facetsSeen = new ViewCache<Facet>({ maxBytes: 32 * 1_048_576, sizeOf: (facet) => 2 * JSON.stringify(facet).length })
 
   /** `work` on a connection of its own, within a side-scan slot; both given back when it ends. */
   const onSideConnection = async <T>(signal: AbortSignal, work: (db: Sql) => Promise<T>): Promise<T> => {
