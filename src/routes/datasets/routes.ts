@@ -32,6 +32,11 @@ export interface DatasetRouteOptions {
 }
 
 const URL_IMPORT_MAX_BYTES = 64 * 1024
+const WRITE_BODY_EXAMPLES = {
+  'text/csv': 'country,year,value\nNO,2026,5.4\nSE,2026,4.9\n',
+  'application/json': [{ country: 'NO', year: 2026, value: 5.4 }, { country: 'SE', year: 2026, value: 4.9 }],
+  'application/x-ndjson': '{"country":"NO","year":2026,"value":5.4}\n{"country":"SE","year":2026,"value":4.9}\n',
+}
 const PARAMETER_RULE = 'Parameters that start with `_` (and hold no `__`) are the API\'s own; the bare names (`limit`, `sort` …) mean the same unless the data set ' +
   'has a column of that name, which they then filter. Every other parameter is a filter; a column whose name starts with `_` is filtered with its operator written out (`_id__eq=3`).'
 
@@ -191,6 +196,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         columns: Type.Optional(Type.Literal('strict', { description: '`strict`: a column the data set does not have is a 400 instead of a new column', examples: ['strict'] })),
       }),
       body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
+      'x-body-examples': WRITE_BODY_EXAMPLES,
       consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
       response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
     },
@@ -211,6 +217,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         'The statistics are recomputed by a job (empty until then).',
       params: Type.Object({ dataset_id: DatasetId }),
       body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
+      'x-body-examples': WRITE_BODY_EXAMPLES,
       consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
       response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
     },

@@ -329,16 +329,16 @@ export function createDatasetService (options: DatasetServiceOptions) {
     /** The lesson's {dataset, schema, stats}: three reads at once, one Server-Timing entry each. */
     async detail (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<DatasetDetail> {
       const { values } = await gather({
+        // The data set and its latest write (an append or replace, followed after a 202) are one part.
         dataset: async (branch) => {
-          const dataset = await datasets.find(id, branch)
+          const [dataset, write] = await Promise.all([datasets.find(id, branch), datasets.latestWrite(id, branch)])
           if (dataset === undefined) throw notFound(id)
-          return dataset
+          return { dataset, write }
         },
         schema: async (branch) => await datasets.columns(id, branch),
         stats: async (branch) => await datasets.stats(id, branch),
-        write: async (branch) => await datasets.latestWrite(id, branch),
       }, { signal, timing })
-      return detailOf(values.dataset, values.schema, values.stats, values.write)
+      return detailOf(values.dataset.dataset, values.schema, values.stats, values.dataset.write)
     },
 
     /** POST /datasets/{id}/rows: the rows of the body appended, or upserted by the key (writes.ts). */

@@ -62,9 +62,9 @@ export function checkOnConflict (dataset: Dataset, onConflict: OnConflict | unde
 
 /** Appends the rows of `source`, or upserts them by the data set's key (`onConflict`). */
 export async function appendInto (tx: TransactionSql, { datasets, jobs }: WriteDeps, id: number, source: RowSource, options: AppendOptions): Promise<WriteResult> {
+  // The data set is looked at (ready? a key for on_conflict?) before the body is read, by the
+  // caller, and again under the lock once the rows are staged.
   await tx`set local statement_timeout to 0`
-  // A look before the body is read (not the lock yet: that comes once the rows are staged).
-  checkOnConflict(writable(await datasets.find(id), id), options.onConflict)
   const before = new Map((await datasets.columnsIn(tx, id)).map((column) => [column.name, column]))
   const staging = stagingTable(id)
   const staged = await importRows(tx, staging, source, {
@@ -233,7 +233,6 @@ export async function enforceKey (tx: TransactionSql, table: RowsTable, columns:
  */
 export async function replaceWith (tx: TransactionSql, { datasets, jobs }: WriteDeps, id: number, source: RowSource, how: { format: Format, bytes: () => number }): Promise<WriteResult> {
   await tx`set local statement_timeout to 0`
-  writable(await datasets.find(id), id)
   // One replace of a data set at a time: the replacement table has one name.
   const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-replace:${id}`}, 0)) as locked`
   if (!locked) throw new Problem('conflict', `Data set ${id} is being replaced by another request right now; send yours once that one is done.`)
