@@ -252,6 +252,25 @@ describe('appends and upserts, against the oracle', () => {
     assert.deepEqual(view.columns, ['city', 'population', 'founded'])
   })
 
+  it('moves what is kept per version (totals, facets) and the statistics and search indexes with the rows', async () => {
+    const { dataset } = await create('word,n\nalpha,1\nbeta,2\nalpha,3\n')
+    const view = async (): Promise<any> => await json(await fetch(`${base}/datasets/${dataset.id}/rows?word=alpha&_facet=n&_count=exact`))
+    assert.equal((await view()).total, 2)
+    await until('statistics and indexes', async () => (await detailOf(dataset.id)).stats.computed_at !== null)
+    const searchIndex = async (): Promise<string | undefined> => (await sql<Array<{ indexdef: string }>>`
+      select indexdef from pg_indexes where schemaname = 'dataset_rows' and indexname = ${`ds_${dataset.id}_search`}`)[0]?.indexdef
+    assert.doesNotMatch((await searchIndex()) ?? '', /c2/, 'one text column: the document is c1')
+    const appended = await send('POST', `/datasets/${dataset.id}/rows`, 'word,n\nalpha,many\n')
+    assert.equal(appended.status, 200)
+    const after = await view()
+    assert.equal(after.total, 3, 'the kept total is of the old version')
+    assert.equal(after.facets.n.by, 'value', 'n is text now: faceted by value, not bins')
+    await until('the search index of the new document', async () => /c2/.test((await searchIndex()) ?? ''))
+    const found = await json(await fetch(`${base}/datasets/${dataset.id}/rows?_q=many`))
+    assert.deepEqual(found.rows, [{ word: 'alpha', n: 'many' }])
+    assert.equal((await detailOf(dataset.id)).stats.count, 4)
+  })
+
   it('refuses on_conflict without a key, and appends to a data set that failed or is missing', async () => {
     const { dataset } = await create('a\n1\n')
     const noKey = await send('POST', `/datasets/${dataset.id}/rows?on_conflict=update`, 'a\n2\n')
