@@ -40,7 +40,7 @@ describe('OpenAPI and docs', () => {
     for (const operation of [append, replace, key]) {
       assert.ok(operation.description.length > 100, 'each says what it guarantees')
       assert.ok(operation.responses['200'], 'and what it answers')
-      const bodies = Object.values(operation.requestBody.content) as Array<{ example?: unknown, examples?: unknown }>
+      const bodies = Object.values<{ example?: unknown, examples?: unknown }>(operation.requestBody.content)
       assert.ok(bodies.some((body) => body.example !== undefined || body.examples !== undefined), `${operation.summary}: a body example`)
     }
     assert.ok(append.responses['202'] && replace.responses['202'], 'large bodies go to a job')
