@@ -32,6 +32,27 @@ describe('OpenAPI and docs', () => {
     assert.equal(spec.paths['/register'].post['x-body-optional'], undefined, 'the marker does not leak into the spec')
   })
 
+  it('describes the writes of data sets, their parameters and bodies, with examples', async () => {
+    const spec = (await app.inject({ url: '/openapi.json' })).json()
+    const append = spec.paths['/datasets/{dataset_id}/rows'].post
+    const replace = spec.paths['/datasets/{dataset_id}/data'].put
+    const key = spec.paths['/datasets/{dataset_id}/key'].put
+    for (const operation of [append, replace, key]) {
+      assert.ok(operation.description.length > 100, 'each says what it guarantees')
+      assert.ok(operation.responses['200'], 'and what it answers')
+      const bodies = Object.values<{ example?: unknown, examples?: unknown }>(operation.requestBody.content)
+      assert.ok(bodies.some((body) => body.example !== undefined || body.examples !== undefined), `${operation.summary}: a body example`)
+    }
+    assert.ok(append.responses['202'] && replace.responses['202'], 'large bodies go to a job')
+    for (const name of ['on_conflict', 'columns']) {
+      const parameter = append.parameters.find((candidate: { name: string }) => candidate.name === name)
+      assert.ok(parameter?.description !== undefined || parameter?.schema.description !== undefined, `${name} is described`)
+      assert.match(JSON.stringify(parameter), /"examples?"/, `${name} has an example`)
+    }
+    const keyParameter = spec.paths['/datasets'].post.parameters.find((candidate: { name: string }) => candidate.name === 'key')
+    assert.match(JSON.stringify(keyParameter), /"examples?"/, 'POST /datasets?key= has an example')
+  })
+
   it('serves /docs from installed packages, with no external scripts, styles or fonts', async () => {
     const response = await app.inject({ url: '/docs/' })
     assert.equal(response.statusCode, 200)

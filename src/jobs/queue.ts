@@ -17,6 +17,10 @@ export interface TaskPayloads {
   /** An import whose every attempt failed or died (its dead letter): the data set is marked failed. */
   import_dataset_failed: { dataset_id: number }
   compute_dataset_stats: { dataset_id: number }
+  /** A large append or replace of a data set (its upload stored), by the dataset_writes row. */
+  write_dataset: { write_id: number }
+  /** A write whose every attempt failed or died (its dead letter): the write is marked failed. */
+  write_dataset_failed: { write_id: number }
 }
 export type TaskName = keyof TaskPayloads
 
@@ -32,6 +36,8 @@ const TASKS: ReadonlyArray<{ name: TaskName, longRunning: boolean, deadLetter?: 
   // dead letter still reaches a handler, so no data set stays "importing" for ever.
   { name: 'import_dataset', longRunning: true, deadLetter: 'import_dataset_failed' },
   { name: 'compute_dataset_stats', longRunning: true },
+  { name: 'write_dataset_failed', longRunning: false },
+  { name: 'write_dataset', longRunning: true, deadLetter: 'write_dataset_failed' },
 ]
 export const TASK_NAMES: readonly TaskName[] = TASKS.map((task) => task.name)
 

@@ -118,16 +118,19 @@ const ANSWERED_BEFORE_ROUTING = { 408: 'request-timeout', 431: 'headers-too-larg
 
 interface Operation {
   parameters?: Array<{ required?: boolean, schema?: { default?: unknown } }>
-  requestBody?: { required?: boolean }
+  requestBody?: { required?: boolean, content?: Record<string, { example?: unknown }> }
   responses?: Record<string, { description?: string, content?: Record<string, unknown> }>
   'x-body-optional'?: boolean
+  /** An example body per media type (a body read as a stream has no schema to carry them). */
+  'x-body-examples'?: Record<string, unknown>
 }
 interface OpenApiDocument { paths?: Record<string, Record<string, Operation>> }
 
 /**
  * What @fastify/swagger cannot know from the route schemas: errors are sent as
  * application/problem+json; a parameter with a default may be left out (Ajv fills it in, though the
- * JSON schema lists it as required); a route marked `x-body-optional` defaults its body itself.
+ * JSON schema lists it as required); a route marked `x-body-optional` defaults its body itself;
+ * `x-body-examples` gives each media type of the body its own example.
  */
 function refineSpec<T extends object> (document: T): T {
   for (const operations of Object.values((document as OpenApiDocument).paths ?? {})) {
@@ -143,7 +146,12 @@ function refineSpec<T extends object> (document: T): T {
       for (const [status, code] of Object.entries(ANSWERED_BEFORE_ROUTING)) {
         operation.responses![status] ??= { description: PROBLEM_TYPES[code].description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
       }
+      for (const [type, example] of Object.entries(operation['x-body-examples'] ?? {})) {
+        const content = operation.requestBody?.content?.[type]
+        if (content !== undefined) content.example = example
+      }
       delete operation['x-body-optional']
+      delete operation['x-body-examples']
     }
   }
   return document

@@ -9,17 +9,23 @@ import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
 import type { Format } from './import/formats.ts'
 import type { DataLocation } from './import/invalid-data.ts'
-import type { Dataset, DatasetColumn, DatasetSource, DatasetStats } from './schemas.ts'
+import type { Dataset, DatasetColumn, DatasetSource, DatasetStats, DatasetWrite, OnConflict, WriteKind } from './schemas.ts'
 
 export type DatasetsRepository = ReturnType<typeof createDatasetsRepository>
 
-export interface NewDataset { name: string, description?: string, createdBy?: number }
+export interface NewDataset { name: string, description?: string, createdBy?: number, /** Key columns (names, in order). */ key?: string[] }
+
+/** What a write job needs to know of its write. */
+export interface WriteSource { id: number, dataset_id: number, kind: WriteKind, status: DatasetWrite['status'], format: Format, on_conflict: OnConflict | null, strict_columns: boolean, upload_id: string | null }
+
+export interface WriteCounts { inserted: number, updated: number, ignored: number }
 
 /** What an import job needs to know of its data set. */
-export interface ImportSource { status: Dataset['status'], source: DatasetSource, source_url: string | null, format: Format | null, upload_id: string | null }
+export interface ImportSource { status: Dataset['status'], source: DatasetSource, source_url: string | null, format: Format | null, upload_id: string | null, key: string[] | null }
 
 export function createDatasetsRepository (sql: Sql) {
-  const datasetColumns = sql`id, name, description, status, source, source_url, format, rows, bytes, error, created_at, updated_at`
+  const datasetColumns = sql`id, name, description, status, source, source_url, format, rows, bytes, error, key, created_at, updated_at`
+  const writeColumns = sql`id, kind, status, on_conflict, inserted, updated, ignored, error, created_at, finished_at`
 
   /**
    * Locks a data set that is still importing until the transaction ends (a DELETE waits for the
@@ -61,15 +67,15 @@ export function createDatasetsRepository (sql: Sql) {
 
     async insert (tx: TransactionSql, dataset: NewDataset, how: { source: DatasetSource, format: Format | null, sourceUrl?: string, uploadId?: string, bytes?: number }): Promise<Dataset> {
       const [row] = await tx<[Dataset]>`
-        insert into datasets (name, description, status, source, source_url, format, created_by, upload_id, bytes)
+        insert into datasets (name, description, status, source, source_url, format, created_by, upload_id, bytes, key)
         values (${dataset.name}, ${dataset.description ?? null}, 'importing', ${how.source}, ${how.sourceUrl ?? null}, ${how.format},
-          ${dataset.createdBy ?? null}, ${how.uploadId ?? null}, ${how.bytes ?? 0})
+          ${dataset.createdBy ?? null}, ${how.uploadId ?? null}, ${how.bytes ?? 0}, ${dataset.key ?? null}::text[])
         returning ${datasetColumns}`
       return row
     },
 
     async importSource (id: number): Promise<ImportSource | undefined> {
-      const [row] = await sql<[ImportSource?]>`select status, source, source_url, format, upload_id from datasets where id = ${id}`
+      const [row] = await sql<[ImportSource?]>`select status, source, source_url, format, upload_id, key from datasets where id = ${id}`
       return row
     },
 
@@ -103,6 +109,107 @@ export function createDatasetsRepository (sql: Sql) {
           where id = ${id}`
         if (importing.uploadId !== null) await tx`delete from dataset_upload_pieces where upload_id = ${importing.uploadId}`
       })
+    },
+
+    /** A data set locked against other writes until the transaction ends (each write takes it before it changes rows or columns). */
+    async lockForWrite (tx: TransactionSql, id: number): Promise<Dataset | undefined> {
+      const [row] = await tx<[Dataset?]>`select ${datasetColumns} from datasets where id = ${id} for update`
+      return row
+    },
+
+    /** The data set's columns as the transaction sees them now. */
+    async columnsIn (tx: TransactionSql, id: number): Promise<DatasetColumn[]> {
+      return await tx<DatasetColumn[]>`select position, name, type, nullable from dataset_columns where dataset_id = ${id} order by position`
+    },
+
+    async addColumn (tx: TransactionSql, id: number, column: DatasetColumn): Promise<void> {
+      await tx`insert into dataset_columns ${tx({ dataset_id: id, ...column })}`
+    },
+
+    async updateColumn (tx: TransactionSql, id: number, column: Pick<DatasetColumn, 'position' | 'type' | 'nullable'>): Promise<void> {
+      await tx`update dataset_columns set type = ${column.type}, nullable = ${column.nullable} where dataset_id = ${id} and position = ${column.position}`
+    },
+
+    /** A replace's columns instead of the old ones. */
+    async replaceColumns (tx: TransactionSql, id: number, columns: DatasetColumn[]): Promise<void> {
+      await tx`delete from dataset_columns where dataset_id = ${id}`
+      if (columns.length > 0) await tx`insert into dataset_columns ${tx(columns.map((column) => ({ dataset_id: id, ...column })))}`
+    },
+
+    /**
+     * The data set's new row count (and, for a replace, its format and size), in the write's
+     * transaction. `updated_at` moves forward by at least a millisecond, so that whatever is kept
+     * by version (metadata, totals, facets: view-cache.ts) never takes the new rows for the old.
+     */
+    async recordWrite (tx: TransactionSql, id: number, change: { rows: number, format?: Format, bytes?: number }): Promise<Dataset> {
+      const [row] = await tx<[Dataset]>`
+        update datasets set rows = ${change.rows}, format = coalesce(${change.format ?? null}, format), bytes = coalesce(${change.bytes ?? null}::int8, bytes),
+          updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond')
+        where id = ${id} returning ${datasetColumns}`
+      return row
+    },
+
+    async setKey (tx: TransactionSql, id: number, key: string[] | null): Promise<Dataset> {
+      const [row] = await tx<[Dataset]>`
+        update datasets set key = ${key}::text[], updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond')
+        where id = ${id} returning ${datasetColumns}`
+      return row
+    },
+
+    /** Statistics of rows that are gone (a replace): none are shown until the job has computed the new ones. */
+    async deleteStats (tx: TransactionSql, id: number): Promise<void> {
+      await tx`delete from dataset_stats where dataset_id = ${id}`
+    },
+
+    /** A write: done now (`counts` given) or queued for a job (its upload stored as `uploadId`). */
+    async insertWrite (tx: TransactionSql, id: number, write: { kind: WriteKind, format: Format, onConflict?: OnConflict, strict: boolean, uploadId?: string, counts?: WriteCounts }): Promise<DatasetWrite> {
+      const done = write.counts !== undefined
+      const [row] = await tx<[DatasetWrite]>`
+        insert into dataset_writes (dataset_id, kind, status, format, on_conflict, strict_columns, upload_id, inserted, updated, ignored, finished_at)
+        values (${id}, ${write.kind}, ${done ? 'done' : 'queued'}, ${write.format}, ${write.onConflict ?? null}, ${write.strict}, ${write.uploadId ?? null},
+          ${write.counts?.inserted ?? null}, ${write.counts?.updated ?? null}, ${write.counts?.ignored ?? null}, ${done ? sql`clock_timestamp()` : null})
+        returning ${writeColumns}`
+      return row
+    },
+
+    async writeSource (writeId: number): Promise<WriteSource | undefined> {
+      const [row] = await sql<[WriteSource?]>`
+        select id, dataset_id, kind, status, format, on_conflict, strict_columns, upload_id from dataset_writes where id = ${writeId}`
+      return row
+    },
+
+    async markWriteRunning (writeId: number): Promise<void> {
+      await sql`update dataset_writes set status = 'running' where id = ${writeId} and status = 'queued'`
+    },
+
+    /** A job's write done, in its transaction: its counts, its upload's pieces gone. */
+    async finishWrite (tx: TransactionSql, writeId: number, counts: WriteCounts): Promise<DatasetWrite | undefined> {
+      const [held] = await tx<[{ upload_id: string | null }?]>`select upload_id from dataset_writes where id = ${writeId} and status in ('queued', 'running') for update`
+      if (held === undefined) return undefined
+      const [row] = await tx<[DatasetWrite]>`
+        update dataset_writes set status = 'done', inserted = ${counts.inserted}, updated = ${counts.updated}, ignored = ${counts.ignored},
+          upload_id = null, finished_at = clock_timestamp()
+        where id = ${writeId} returning ${writeColumns}`
+      if (held.upload_id !== null) await tx`delete from dataset_upload_pieces where upload_id = ${held.upload_id}`
+      return row
+    },
+
+    /** A write that cannot be done (its data is malformed, its data set no longer ready): failed, with why; nothing of it was written. */
+    async markWriteFailed (writeId: number, detail: string, location: DataLocation): Promise<void> {
+      await sql.begin(async (tx) => {
+        const [row] = await tx<[{ upload_id: string | null }?]>`
+          select upload_id from dataset_writes where id = ${writeId} and status in ('queued', 'running') for update`
+        if (row === undefined) return
+        await tx`update dataset_writes set status = 'failed', error = ${tx.json({ detail, ...location })}, upload_id = null, finished_at = clock_timestamp() where id = ${writeId}`
+        if (row.upload_id !== null) await tx`delete from dataset_upload_pieces where upload_id = ${row.upload_id}`
+      })
+    },
+
+    /** The latest write of a data set, if any. */
+    async latestWrite (id: number, signal?: AbortSignal): Promise<DatasetWrite | undefined> {
+      const query = sql<DatasetWrite[]>`select ${writeColumns} from dataset_writes where dataset_id = ${id} order by id desc limit 1`
+      const [row] = signal === undefined ? await query : await cancellable(query, signal)
+      return row
     },
 
     async saveStats (id: number, stats: DatasetStats): Promise<void> {
@@ -145,7 +252,8 @@ export function createDatasetsRepository (sql: Sql) {
       const removed = await sql`
         delete from dataset_upload_pieces p
         where created_at < now() - ${olderThanMs / 1000} * interval '1 second'
-          and not exists (select 1 from datasets d where d.upload_id = p.upload_id)`
+          and not exists (select 1 from datasets d where d.upload_id = p.upload_id)
+          and not exists (select 1 from dataset_writes w where w.upload_id = p.upload_id)`
       return removed.count
     },
   }

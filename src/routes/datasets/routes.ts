@@ -4,8 +4,8 @@
 // handlers translate HTTP to the service (service.ts holds the rules) and back.
 import type { Readable } from 'node:stream'
 import multipart from '@fastify/multipart'
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import Type from 'typebox'
 import Value from 'typebox/value'
 import { apiKeyOf } from '../../auth/require-key.ts'
@@ -19,7 +19,8 @@ import { MAX_FACETS } from './facets.ts'
 import { ROWS_PARAMETERS } from './rows.ts'
 import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
 import { charsetOf, FORMATS, formatOf, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
-import { AggregatePage, DatasetDetail, DatasetId, DatasetList, DatasetNamingQuery, RowsPage, UrlImport } from './schemas.ts'
+import { AggregatePage, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNaming, DatasetNamingQuery, KeyParameter, OnConflict, RowsPage, UrlImport } from './schemas.ts'
+import type { DatasetDetail as DatasetDetailType } from './schemas.ts'
 import type { DatasetService, Naming, Upload } from './service.ts'
 
 export interface DatasetRouteOptions {
@@ -31,6 +32,11 @@ export interface DatasetRouteOptions {
 }
 
 const URL_IMPORT_MAX_BYTES = 64 * 1024
+const WRITE_BODY_EXAMPLES = {
+  'text/csv': 'country,year,value\nNO,2026,5.4\nSE,2026,4.9\n',
+  'application/json': [{ country: 'NO', year: 2026, value: 5.4 }, { country: 'SE', year: 2026, value: 4.9 }],
+  'application/x-ndjson': '{"country":"NO","year":2026,"value":5.4}\n{"country":"SE","year":2026,"value":4.9}\n',
+}
 const PARAMETER_RULE = 'Parameters that start with `_` (and hold no `__`) are the API\'s own; the bare names (`limit`, `sort` …) mean the same unless the data set ' +
   'has a column of that name, which they then filter. Every other parameter is a filter; a column whose name starts with `_` is filtered with its operator written out (`_id__eq=3`).'
 
@@ -59,14 +65,16 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         'are inferred and widened when a later value does not fit. Uploads up to DATASET_SYNC_MAX_BYTES (by Content-Length) are imported at once: 201. ' +
         'Larger uploads, uploads of unknown length and URL imports are imported by a job: 202, and `GET` the `Location` to follow the status. ' +
         'A malformed upload is refused with 400 naming the line (or item), and nothing of it is kept.',
-      querystring: DatasetNamingQuery,
+      querystring: Type.Object({ ...DatasetNaming, key: Type.Optional(KeyParameter) }),
       body: Type.Unknown({ description: 'CSV, JSON array, NDJSON, multipart form, or `{"url": …}`' }),
       consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
       response: { 201: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 409, 413, 415, 503) },
     },
   }, async (request, reply) => {
+    const { key, ...query } = request.query
+    const keyColumns = key === undefined ? undefined : readKeyParameter(key)
     const { upload, naming } = await readUpload(request)
-    const detail = await datasets.create(upload, { ...naming, ...definedOnly(request.query), createdBy: apiKeyOf(request) })
+    const detail = await datasets.create(upload, { ...naming, ...definedOnly(query), ...(keyColumns !== undefined && { key: keyColumns }), createdBy: apiKeyOf(request) })
     return await reply.code(detail.dataset.status === 'ready' ? 201 : 202).header('location', `/datasets/${detail.dataset.id}`).send(detail)
   })
 
@@ -166,6 +174,78 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     return await reply.send(rows as unknown as string)
   })
 
+  const WRITE_BODY = 'The body is CSV (a header line first), a JSON array of objects or NDJSON, as for `POST /datasets` (or a `multipart/form-data` form with a `file` field); ' +
+    'UTF-8 unless the Content-Type names another `charset`. A body up to DATASET_SYNC_MAX_BYTES (by Content-Length) is written during the request: 200 with the counts in `write`. ' +
+    'A larger one, or one of unknown length, is stored and written by a job: 202 with `write.status` `queued`; `GET` the `Location` (the data set) to follow `write`. ' +
+    'One transaction: all of the body or nothing, and readers see the rows before it until it is complete, then the rows after it, never a part. ' +
+    'A malformed body is a 400 naming the line (or item), and nothing of it is written. A data set still importing, or failed, is a 409.'
+
+  app.post('/datasets/:dataset_id/rows', {
+    ...writeAccess,
+    schema: {
+      tags: ['datasets'],
+      summary: 'Append rows, or upsert them by the key',
+      description: `${WRITE_BODY} Columns are matched by name, in any order; a column of the data set the body lacks is missing (null) in the new rows, ` +
+        'a column the data set lacks is added (`columns=strict`: a 400 naming it). A value that does not fit its column\'s type widens the column as an import would ' +
+        '(integer → numeric → text, date → timestamp → text, anything → text). With a key (`dataset.key`), every row needs its key and no key may come twice in one body ' +
+        '(a 400 naming both lines); a row whose key is already in the data set is a 409 naming the key, unless `on_conflict` says to `update` that row (the columns the body has; ' +
+        'the others keep their values) or `ignore` the new one. The row count and `updated_at` change with the rows; the statistics are computed again by a job.',
+      params: Type.Object({ dataset_id: DatasetId }),
+      querystring: Type.Object({
+        on_conflict: Type.Optional(OnConflict),
+        columns: Type.Optional(Type.Literal('strict', { description: '`strict`: a column the data set does not have is a 400 instead of a new column', examples: ['strict'] })),
+      }),
+      body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
+      'x-body-examples': WRITE_BODY_EXAMPLES,
+      consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
+      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
+    },
+  }, async (request, reply) => {
+    const upload = await readWriteUpload(request)
+    const detail = await datasets.append(request.params.dataset_id, upload, { onConflict: request.query.on_conflict, strict: request.query.columns === 'strict' })
+    return await sendWritten(reply, detail)
+  })
+
+  app.put('/datasets/:dataset_id/data', {
+    ...writeAccess,
+    schema: {
+      tags: ['datasets'],
+      summary: 'Replace every row, atomically',
+      description: `${WRITE_BODY} The body becomes the data set's rows and columns (types inferred as at creation); id, name, description and key stay. ` +
+        'It is imported beside the rows readers read, then swapped in at once: a reader sees every old row or every new one, never a mix and never none. ' +
+        'With a key, the new rows must hold it (every key column, no key twice: a 400 naming both lines). One replace of a data set at a time (409 while another runs). ' +
+        'The statistics are recomputed by a job (empty until then).',
+      params: Type.Object({ dataset_id: DatasetId }),
+      body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
+      'x-body-examples': WRITE_BODY_EXAMPLES,
+      consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
+      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
+    },
+  }, async (request, reply) => {
+    const upload = await readWriteUpload(request)
+    return await sendWritten(reply, await datasets.replace(request.params.dataset_id, upload))
+  })
+
+  // The one JSON body of this plugin that is read whole and validated by its schema.
+  await app.register(async (scope) => {
+    const keyRoute = scope.withTypeProvider<TypeBoxTypeProvider>()
+    keyRoute.removeContentTypeParser('application/json')
+    keyRoute.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: URL_IMPORT_MAX_BYTES }, keyRoute.getDefaultJsonParser('error', 'error'))
+    keyRoute.put('/datasets/:dataset_id/key', {
+      ...writeAccess,
+      schema: {
+        tags: ['datasets'],
+        summary: 'Declare the key columns, or drop the key',
+        description: 'The body is `{"key": ["country", "year"]}` (column names, in key order) or `{"key": null}`. The rows must already fit the key: ' +
+          'every key column has a value and no key comes twice, else a 409 naming the rows. Enforced from then on by a unique index: appends need the key in every row ' +
+          'and may upsert by it (`on_conflict`). The same key can be given at creation: `POST /datasets?key=country,year`.',
+        params: Type.Object({ dataset_id: DatasetId }),
+        body: DatasetKey,
+        response: { 200: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
+      },
+    }, async (request) => await datasets.setKey(request.params.dataset_id, request.body.key))
+  })
+
   app.delete('/datasets/:dataset_id', {
     ...writeAccess,
     schema: {
@@ -179,6 +259,27 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     if (!await datasets.remove(request.params.dataset_id)) throw new Problem('not-found', `There is no data set ${request.params.dataset_id}.`)
     return await reply.code(204).send(null)
   })
+}
+
+/** `?key=a,b` as column names; an empty one or one given twice is a 400. */
+function readKeyParameter (text: string): string[] {
+  const names = text.split(',').map((name) => name.trim())
+  const wrong = names.find((name, at) => name === '' || names.indexOf(name) !== at)
+  if (wrong !== undefined) throw new Problem('validation-error', `key: ${wrong === '' ? 'a column name is empty' : `"${wrong}" is named twice`}`, { extra: { errors: [{ in: 'querystring', pointer: '/key', detail: 'names each key column once' }] } })
+  if (names.length > 32) throw new Problem('validation-error', 'key: at most 32 columns', { extra: { errors: [{ in: 'querystring', pointer: '/key', detail: 'at most 32 columns' }] } })
+  return names
+}
+
+/** The body of an append or a replace: a file, never a URL. */
+async function readWriteUpload (request: FastifyRequest): Promise<Extract<Upload, { kind: 'file' }>> {
+  const { upload } = await readUpload(request)
+  if (upload.kind !== 'file') throw new Problem('bad-request', 'Appends and replaces take the data as the body (CSV, JSON array or NDJSON) or a multipart form; a JSON object body is no data.')
+  return upload
+}
+
+/** 200 when written, 202 when a job will: Location is the data set, which shows the write. */
+async function sendWritten (reply: FastifyReply, detail: DatasetDetailType): Promise<FastifyReply> {
+  return await reply.code(detail.write?.status === 'queued' ? 202 : 200).header('location', `/datasets/${detail.dataset.id}`).send(detail)
 }
 
 /** Query parameters as given, without the ones left out. */

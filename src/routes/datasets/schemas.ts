@@ -30,6 +30,8 @@ export const DatasetNaming = {
   description: Type.Optional(Type.String({ maxLength: 2000 })),
 }
 export const DatasetNamingQuery = Type.Object(DatasetNaming)
+/** The key a data set is created with: column names, comma-separated. */
+export const KeyParameter = Type.String({ minLength: 1, maxLength: 2000, description: 'Key columns, comma-separated (in key order): their values must be present and unique together (a duplicate is a 400 naming both lines); later appends may upsert by them', examples: ['country,year'] })
 
 export const Dataset = Type.Object({
   id: Type.Integer(),
@@ -42,6 +44,7 @@ export const Dataset = Type.Object({
   source_url: Nullable(Type.String()),
   format: Nullable(FormatSchema),
   error: Nullable(Type.Object({ detail: Type.String(), line: Type.Optional(Type.Integer()), item: Type.Optional(Type.Integer()) }, { description: 'Why a failed import failed' })),
+  key: Nullable(Type.Array(Type.String(), { description: 'The key columns, in order (`?key=` at creation, `PUT /datasets/{id}/key`): their values are present and unique together; appends may upsert by them (`on_conflict`)', examples: [['country', 'year']] })),
   created_at: DateTime,
   updated_at: DateTime,
 })
@@ -90,6 +93,28 @@ export type ColumnStats = Static<typeof ColumnStats>
 export const DatasetStats = Type.Object({ count: Type.Integer(), columns: ByColumnName(ColumnStats) })
 export type DatasetStats = Static<typeof DatasetStats>
 
+export const WriteKind = Type.Union([Type.Literal('append'), Type.Literal('replace')])
+export type WriteKind = Static<typeof WriteKind>
+export const OnConflict = Type.Union([Type.Literal('update'), Type.Literal('ignore')], {
+  description: 'With a key: a row whose key is already there `update`s that row (the columns the body has; the others keep their values) or is `ignore`d. Without it such a row is a 409 naming its key.',
+  examples: ['update'],
+})
+export type OnConflict = Static<typeof OnConflict>
+
+export const DatasetWrite = Type.Object({
+  id: Type.Integer(),
+  kind: WriteKind,
+  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')], { description: '`queued`/`running`: a job writes it (202); the rows before it stay readable meanwhile' }),
+  on_conflict: Nullable(OnConflict),
+  inserted: Nullable(Type.Integer({ description: 'Rows added (a replace: the new rows)' })),
+  updated: Nullable(Type.Integer({ description: 'Rows whose key was there and that were updated (`on_conflict=update`)' })),
+  ignored: Nullable(Type.Integer({ description: 'Rows whose key was there and that were left out (`on_conflict=ignore`)' })),
+  error: Nullable(Type.Object({ detail: Type.String(), line: Type.Optional(Type.Integer()), item: Type.Optional(Type.Integer()) }, { description: 'Why a failed write failed; nothing of it was written' })),
+  created_at: DateTime,
+  finished_at: Nullable(DateTime),
+}, { description: 'The latest append or replace of the data set, once there was one: done during the request, or queued for a job', examples: [{ id: 7, kind: 'append', status: 'done', on_conflict: 'update', inserted: 120, updated: 3, ignored: 0, error: null, created_at: '2026-12-02T20:00:00.000Z', finished_at: '2026-12-02T20:00:00.120Z' }] })
+export type DatasetWrite = Static<typeof DatasetWrite>
+
 export const DatasetDetail = Type.Object({
   dataset: Dataset,
   schema: Type.Object({
@@ -101,8 +126,13 @@ export const DatasetDetail = Type.Object({
     computed_at: Nullable(DateTime),
     columns: ByColumnName(ColumnStats, { description: 'Per column; empty until the statistics job has run' }),
   }),
+  write: Type.Optional(DatasetWrite),
 })
 export type DatasetDetail = Static<typeof DatasetDetail>
+
+export const DatasetKey = Type.Object({
+  key: Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 32, uniqueItems: true })),
+}, { additionalProperties: false, description: 'The key columns, in order; null drops the key', examples: [{ key: ['country', 'year'] }, { key: null }] })
 
 export const DatasetList = Type.Object({
   datasets: Type.Array(Dataset),

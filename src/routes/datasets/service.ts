@@ -31,11 +31,12 @@ import { createDatasetsRepository, type NewDataset } from './repository.ts'
 import { countRows, estimateRows } from './count.ts'
 import { computeFacet, readFacets } from './facets.ts'
 import { queryRows, ROWS_PARAMETERS } from './rows.ts'
-import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, Facet, RowsPage } from './schemas.ts'
+import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, DatasetWrite, Facet, RowsPage, WriteKind } from './schemas.ts'
 import { computeDatasetStats } from './stats.ts'
 import { rowsTable } from './table.ts'
 import { DataQuery, type QueryString } from './view.ts'
 import { ViewCache } from './view-cache.ts'
+import { appendInto, changeKey, checkOnConflict, enforceKey, replaceWith, writable, type AppendOptions, type WriteResult } from './writes.ts'
 
 /** An upload as the route read it from HTTP: a file's bytes, or a URL to import from. */
 export type Upload =
@@ -76,11 +77,19 @@ const SYNC_UPLOADS_IN_MEMORY = 4
 // DELETE waits at most this long for a lock (an import finishing, another DELETE of the same set).
 const DELETE_LOCK_TIMEOUT = '2s'
 const UNDEFINED_TABLE = '42P01'
+// A read planned on columns that a write changed meanwhile (added, widened, replaced): the column
+// is gone, or its type is no longer the one the filter's value was cast to.
+const STALE_COLUMN_CODES = new Set(['42703', '42804', '42883', '22P02'])
+// A write during a request waits at most this long for another write of its data set to commit.
+const SYNC_WRITE_LOCK_TIMEOUT = '10s'
 // A selection whose default count missed COUNT_TIMEOUT_MS is estimated at once for this long.
 const LATE_COUNT_MS = 60_000
 
 /** A data set deleted while its import ran: the import rolls back and the job ends quietly. */
 class DatasetGone extends Error {}
+
+/** A file upload (the only kind a write takes). */
+type FileUpload = Extract<Upload, { kind: 'file' }>
 
 export function createDatasetService (options: DatasetServiceOptions) {
   const { sql, jobs } = options
@@ -109,10 +118,11 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
   const notFound = (id: number): Problem => new Problem('not-found', `There is no data set ${id}.`)
 
-  const detailOf = (dataset: Dataset, columns: DatasetColumn[], stats?: { stats: { columns: DatasetDetail['stats']['columns'] }, computed_at: Date }): DatasetDetail => ({
+  const detailOf = (dataset: Dataset, columns: DatasetColumn[], stats?: { stats: { columns: DatasetDetail['stats']['columns'] }, computed_at: Date }, write?: DatasetWrite): DatasetDetail => ({
     dataset,
     schema: { columns: columns.map((column) => column.name), fields: columns.map(({ name, type, nullable }) => ({ name, type, nullable })) },
     stats: { count: dataset.rows, computed_at: stats?.computed_at ?? null, columns: stats?.stats.columns ?? {} },
+    ...(write !== undefined && { write }),
   })
 
   /** A ready data set and its columns (kept in memory while unchanged); 404 when missing, 409 while importing or failed. */
@@ -140,7 +150,16 @@ export function createDatasetService (options: DatasetServiceOptions) {
     try {
       return await read(found)
     } catch (error) {
-      if ((error as { code?: unknown }).code !== UNDEFINED_TABLE) throw error
+      const code = (error as { code?: unknown }).code
+      if (typeof code === 'string' && STALE_COLUMN_CODES.has(code)) {
+        // Read again on the columns as they are now, once: a write committed between the
+        // metadata and the query (a widened or added column, a replace).
+        metadata.forget(id)
+        const fresh = await readable(id, signal)
+        if (new Date(fresh.dataset.updated_at).getTime() !== new Date(found.dataset.updated_at).getTime()) return await read(fresh)
+        throw error
+      }
+      if (code !== UNDEFINED_TABLE) throw error
       metadata.forget(id)
       await readable(id, signal)
       throw error
@@ -154,6 +173,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
     const counted = countBytes(input, options.maxBytes)
     const table = rowsTable(created.id)
     const result = await importRows(tx, table, rowSource(format, counted, charset))
+    if (dataset.key !== undefined) await enforceKey(tx, table, result.columns, dataset.key, result.locationOf)
     await tx.unsafe(table.createViewSql(result.columns.map((column) => column.name)))
     const ready = await datasets.finishImport(tx, created.id, null, { ...result, format, bytes: counted.bytes })
     await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: created.id })
@@ -162,11 +182,11 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
   /**
    * Stores a large upload in the database, in pieces each written on its own (so any worker on
-   * any machine can import it, and a slow client holds no connection), then creates the data set
-   * and its import job in one transaction: 202 now, rows later. The upload is decoded as it
-   * arrives, so invalid text is refused now, and the stored pieces are UTF-8.
+   * any machine can import it, and a slow client holds no connection); the caller then names it in
+   * the transaction that enqueues its job (and removes the pieces should that fail). The upload is
+   * decoded as it arrives, so invalid text is refused now, and the stored pieces are UTF-8.
    */
-  const spool = async (dataset: NewDataset, format: Format, input: AsyncIterable<Buffer>, charset: string): Promise<Dataset> => {
+  const storeUpload = async (input: AsyncIterable<Buffer>, charset: string): Promise<{ uploadId: string, bytes: number }> => {
     await datasets.sweepPieces(2 * options.uploadTimeoutMs)
     const uploadId = randomUUID()
     const counted = countBytes(input, options.maxBytes)
@@ -192,17 +212,76 @@ export function createDatasetService (options: DatasetServiceOptions) {
       }
       await store()
       await storing
-      return await sql.begin(async (tx) => {
-        const created = await datasets.insert(tx, dataset, { source: 'upload', format, uploadId, bytes: counted.bytes })
-        await jobs.enqueue(tx, 'import_dataset', { dataset_id: created.id })
-        return created
-      })
+      return { uploadId, bytes: counted.bytes }
     } catch (error) {
       await storing.catch(() => {}) // a piece still being written would land after the delete
       // Pieces that cannot be removed now (the database is down, say) go with the next sweep.
       await datasets.deletePieces(uploadId).catch(() => {})
       throw error
     }
+  }
+
+  /** A stored upload named in `work`'s transaction; its pieces go when that fails. */
+  const withStoredUpload = async <T>(input: AsyncIterable<Buffer>, charset: string, work: (stored: { uploadId: string, bytes: number }) => Promise<T>): Promise<T> => {
+    const stored = await storeUpload(input, charset)
+    try {
+      return await work(stored)
+    } catch (error) {
+      await datasets.deletePieces(stored.uploadId).catch(() => {})
+      throw error
+    }
+  }
+
+  /**
+   * Stores a large upload, then creates the data set and its import job in one transaction: 202
+   * now, rows later.
+   */
+  const spool = async (dataset: NewDataset, format: Format, input: AsyncIterable<Buffer>, charset: string): Promise<Dataset> =>
+    await withStoredUpload(input, charset, async ({ uploadId, bytes }) => await sql.begin(async (tx) => {
+      const created = await datasets.insert(tx, dataset, { source: 'upload', format, uploadId, bytes })
+      await jobs.enqueue(tx, 'import_dataset', { dataset_id: created.id })
+      return created
+    }))
+
+  /**
+   * An append or a replace: written during the request (200) when its Content-Length is at most
+   * syncMaxBytes and it fits the memory budget, else stored and written by a job (202, the write
+   * `queued` on the data set). Refused before its body is read when the data set cannot take it.
+   */
+  const write = async (id: number, kind: WriteKind, upload: FileUpload, append: AppendOptions): Promise<DatasetDetail> => {
+    const before = writable(await datasets.find(id), id)
+    if (kind === 'append') checkOnConflict(before, append.onConflict)
+    const how = { kind, format: upload.format, onConflict: append.onConflict, strict: append.strict }
+    const length = upload.contentLength
+    if (length === undefined || length > options.syncMaxBytes || bytesInMemory + length > memoryBudget) {
+      const queued = await withStoredUpload(upload.input, upload.charset, async ({ uploadId }) => await sql.begin(async (tx) => {
+        const written = await datasets.insertWrite(tx, id, { ...how, uploadId })
+        await jobs.enqueue(tx, 'write_dataset', { write_id: written.id })
+        return written
+      }))
+      return detailOf(writable(await datasets.find(id), id), await datasets.columns(id), undefined, queued)
+    }
+    bytesInMemory += length
+    try {
+      const whole = await readWhole(upload.input, options.maxBytes)
+      const done = await sql.begin(async (tx) => {
+        await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
+        const result = await writeRows(tx, id, kind, upload.format, whole, upload.charset, append)
+        return { ...result, write: await datasets.insertWrite(tx, id, { ...how, counts: result.counts }) }
+      })
+      metadata.forget(id)
+      return detailOf(done.dataset, done.columns, undefined, done.write)
+    } finally {
+      bytesInMemory -= length
+    }
+  }
+
+  /** The rows of a body written to data set `id` in the caller's transaction (writes.ts). */
+  const writeRows = async (tx: TransactionSql, id: number, kind: WriteKind, format: Format, input: AsyncIterable<Buffer>, charset: string, append: AppendOptions): Promise<WriteResult> => {
+    const counted = countBytes(input, options.maxBytes)
+    const rows = rowSource(format, counted, charset)
+    const deps = { datasets, jobs }
+    return kind === 'append' ? await appendInto(tx, deps, id, rows, append) : await replaceWith(tx, deps, id, rows, { format, bytes: () => counted.bytes })
   }
 
   /**
@@ -251,15 +330,67 @@ export function createDatasetService (options: DatasetServiceOptions) {
     /** The lesson's {dataset, schema, stats}: three reads at once, one Server-Timing entry each. */
     async detail (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<DatasetDetail> {
       const { values } = await gather({
+        // The data set and its latest write (an append or replace, followed after a 202) are one part.
         dataset: async (branch) => {
-          const dataset = await datasets.find(id, branch)
+          const [dataset, write] = await Promise.all([datasets.find(id, branch), datasets.latestWrite(id, branch)])
           if (dataset === undefined) throw notFound(id)
-          return dataset
+          return { dataset, write }
         },
         schema: async (branch) => await datasets.columns(id, branch),
         stats: async (branch) => await datasets.stats(id, branch),
       }, { signal, timing })
-      return detailOf(values.dataset, values.schema, values.stats)
+      return detailOf(values.dataset.dataset, values.schema, values.stats, values.dataset.write)
+    },
+
+    /** POST /datasets/{id}/rows: the rows of the body appended, or upserted by the key (writes.ts). */
+    async append (id: number, upload: FileUpload, append: AppendOptions): Promise<DatasetDetail> {
+      return await write(id, 'append', upload, append)
+    },
+
+    /** PUT /datasets/{id}/data: every row replaced by the body's, at once for readers (writes.ts). */
+    async replace (id: number, upload: FileUpload): Promise<DatasetDetail> {
+      return await write(id, 'replace', upload, { strict: false })
+    },
+
+    /** PUT /datasets/{id}/key: declares the key (checked against the rows, then a unique index), or drops it. */
+    async setKey (id: number, key: string[] | null): Promise<DatasetDetail> {
+      const dataset = await sql.begin(async (tx) => {
+        await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
+        return await changeKey(tx, { datasets, jobs }, id, key)
+      })
+      metadata.forget(id)
+      return detailOf(dataset, await datasets.columns(id))
+    },
+
+    /**
+     * The write job of a large append or replace. As with imports, data problems are final (the
+     * write is marked failed with the reason and where; the data set is unchanged), anything else
+     * is thrown for the queue to retry, and its dead letter calls `writeGaveUp`.
+     */
+    async runWrite (writeId: number): Promise<void> {
+      const source = await datasets.writeSource(writeId)
+      if (source === undefined || (source.status !== 'queued' && source.status !== 'running') || source.upload_id === null) return
+      await datasets.markWriteRunning(writeId)
+      try {
+        await withoutStatementTimeout(sql, async (tx) => {
+          // One attempt at a time (an expired attempt may still run beside its retry).
+          const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-write:${writeId}`}, 0)) as locked`
+          if (!locked) throw new Error(`another attempt of write ${writeId} is running`)
+          const append = { onConflict: source.on_conflict ?? undefined, strict: source.strict_columns }
+          const result = await writeRows(tx, source.dataset_id, source.kind, source.format, storedUpload(source.upload_id!), 'utf-8', append)
+          if (await datasets.finishWrite(tx, writeId, result.counts) === undefined) throw new DatasetGone()
+        })
+        metadata.forget(source.dataset_id)
+      } catch (error) {
+        if (error instanceof DatasetGone || (await datasets.writeSource(writeId)) === undefined) return
+        if (!(error instanceof Problem && error.status < 500)) throw error
+        await datasets.markWriteFailed(writeId, error.message, error instanceof InvalidDataError ? error.location : {})
+      }
+    },
+
+    /** The dead letter of a write job: every attempt failed or died, so the write is marked failed (the data set is unchanged). */
+    async writeGaveUp (writeId: number): Promise<void> {
+      await datasets.markWriteFailed(writeId, 'The write did not finish: every attempt failed or was cut short (the database kept failing, or its worker stopped); see the service log. The data set is unchanged.', {})
     },
 
     async list (page: { limit: number, before?: number }, signal: AbortSignal): Promise<{ datasets: Dataset[], next_cursor: string | null }> {
@@ -438,6 +569,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
             // Outside the transaction, so that readers see the count while the import runs.
             onProgress: async (rows) => { if (!await datasets.recordProgress(id, rows)) throw new DatasetGone() },
           })
+          if (source.key !== null) await enforceKey(tx, table, result.columns, source.key, result.locationOf)
           const importing = await datasets.lockImporting(tx, id)
           if (importing === undefined) throw new DatasetGone()
           // The view for SQL queries, now that its columns' types are final (sql-queries.ts).

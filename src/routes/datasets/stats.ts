@@ -15,7 +15,7 @@ import { ROWS_SCHEMA, rowsTable, type RowsTable } from './table.ts'
 const DISTINCT_EXACT_MAX = 100_000
 const TOP_VALUES = 5
 // A btree entry must fit in a third of a page; longer text is not indexed (sorting on it scans).
-const INDEXABLE_TEXT_LENGTH = 1_000
+export const INDEXABLE_TEXT_LENGTH = 1_000
 
 type Aggregates = Record<string, string>
 

@@ -62,10 +62,34 @@ async function columnDefinition (tx: TransactionSql, type: ColumnType): Promise<
   return `text collate "${found?.collation ?? 'C'}"`
 }
 
+/**
+ * Which table of a data set: its rows (`ds_<id>`, what every reader reads); the replacement a
+ * PUT …/data imports into (`ds_<id>_next`, renamed to `ds_<id>` when complete: `swapIn`); or the
+ * staging table of an append (`pg_temp.ds_<id>_staging`, dropped at commit), which holds the
+ * appended rows, numbered 1…N in file order, until they are merged into the rows.
+ */
+type TableRole = 'rows' | 'replacement' | 'staging'
+
 export function rowsTable (datasetId: number) {
+  return tableOf(datasetId, 'rows')
+}
+
+/** The table a replace imports into; `rowsTable(id).swapIn` makes it the data set's rows. */
+export function replacementTable (datasetId: number): RowsTable {
+  return tableOf(datasetId, 'replacement')
+}
+
+/** The staging table of an append (a temporary table of the transaction's session, dropped at commit). */
+export function stagingTable (datasetId: number): RowsTable {
+  return tableOf(datasetId, 'staging')
+}
+
+function tableOf (datasetId: number, role: TableRole) {
   if (!Number.isSafeInteger(datasetId) || datasetId < 1) throw new Error(`not a data set id: ${datasetId}`)
-  const relation = `ds_${datasetId}`
-  const name = `${ROWS_SCHEMA}.${relation}`
+  const relation = role === 'rows' ? `ds_${datasetId}` : role === 'replacement' ? `ds_${datasetId}_next` : `ds_${datasetId}_staging`
+  const schema = role === 'staging' ? 'pg_temp' : ROWS_SCHEMA
+  const name = `${schema}.${relation}`
+  const keyIndex = `${relation}_key`
   const column = (position: number): string => `c${position + 1}`
   const viewRelation = `dataset_${datasetId}`
   const view = `${VIEWS_SCHEMA}.${viewRelation}`
@@ -102,7 +126,7 @@ export function rowsTable (datasetId: number) {
     async create (tx: TransactionSql, types: readonly ColumnType[]): Promise<void> {
       const text = types.includes('text') ? await columnDefinition(tx, 'text') : ''
       const columns = ['_row bigint not null', ...types.map((type, position) => `${column(position)} ${type === 'text' ? text : SQL_TYPES[type]}`)]
-      await tx.unsafe(`create table ${name} (${columns.join(', ')})`)
+      await tx.unsafe(role === 'staging' ? `create temporary table ${relation} (${columns.join(', ')}) on commit drop` : `create table ${name} (${columns.join(', ')})`)
     },
     async addColumn (tx: TransactionSql, position: number, type: ColumnType): Promise<void> {
       await tx.unsafe(`alter table ${name} add column ${column(position)} ${await columnDefinition(tx, type)}`)
@@ -113,7 +137,46 @@ export function rowsTable (datasetId: number) {
       await tx.unsafe(`alter table ${name} alter column ${c} type ${await columnDefinition(tx, type)} using ${c}::${SQL_TYPES[type]}`)
     },
     async addPrimaryKey (tx: TransactionSql): Promise<void> {
+      if (role === 'staging') return // read once, whole: an index would only cost its build
       await tx.unsafe(`alter table ${name} add primary key (_row)`)
+    },
+    /** The unique index that enforces the data set's key (columns in key order). */
+    async addKeyIndex (tx: TransactionSql, positions: readonly number[]): Promise<void> {
+      await tx.unsafe(`create unique index ${keyIndex} on ${name} (${positions.map(column).join(', ')})`)
+    },
+    async dropKeyIndex (tx: TransactionSql): Promise<void> {
+      await tx.unsafe(`drop index if exists ${schema}.${keyIndex}`)
+    },
+    /** The key columns as an ON CONFLICT target (the key index's columns, in its order). */
+    conflictTarget: (positions: readonly number[]): string => `(${positions.map(column).join(', ')})`,
+    /**
+     * Drops the GIN indexes of full-text search: their expression names the text columns, so a
+     * column that became text (added, or widened) leaves them indexing another document than the
+     * queries ask for. The statistics job builds them again.
+     */
+    async dropSearchIndexes (tx: TransactionSql): Promise<void> {
+      const found = await tx<Array<{ indexname: string }>>`
+        select indexname from pg_indexes where schemaname = ${ROWS_SCHEMA} and tablename = ${relation} and indexname like '%\\_search'`
+      for (const { indexname } of found) await tx.unsafe(`drop index if exists ${ROWS_SCHEMA}.${quoteIdentifier(indexname)}`)
+    },
+    /** Drops the (column, _row) index of one column (a text value too long for a btree entry is coming). */
+    async dropColumnIndex (tx: TransactionSql, position: number): Promise<void> {
+      await tx.unsafe(`drop index if exists ${schema}.${relation}_${column(position)}`)
+    },
+    /**
+     * Makes `replacement` (complete, indexed, its key enforced) this data set's rows, in the
+     * caller's transaction: the view and the old table (with its indexes) go, the replacement and
+     * its indexes take their names. Readers see the old rows until the commit, the new ones after
+     * it; a query waiting on the lock reads the new table (PostgreSQL resolves the name again once
+     * it holds the lock). Create the view again afterwards (`createViewSql`).
+     */
+    async swapIn (tx: TransactionSql, replacement: { name: string, relation: string }): Promise<void> {
+      if (role !== 'rows' || replacement.relation !== `${relation}_next`) throw new Error(`${replacement.name} is not the replacement of ${name}`)
+      await tx.unsafe(`drop view if exists ${view}`)
+      await tx.unsafe(`drop table if exists ${name}`)
+      await tx.unsafe(`alter table ${replacement.name} rename to ${relation}`)
+      await tx.unsafe(`alter index if exists ${ROWS_SCHEMA}.${replacement.relation}_pkey rename to ${relation}_pkey`)
+      await tx.unsafe(`alter index if exists ${ROWS_SCHEMA}.${replacement.relation}_key rename to ${keyIndex}`)
     },
     /**
      * COPY … FROM STDIN of the row number and the first `width` columns, in order. `freeze` (only

@@ -17,11 +17,23 @@ import type { RowsTable } from '../table.ts'
 import { InvalidDataError, type DataLocation } from './invalid-data.ts'
 import type { ParsedRow, RowSource } from './sources.ts'
 
-export interface ImportResult { rows: number, columns: DatasetColumn[] }
+export interface ImportResult {
+  rows: number
+  columns: DatasetColumn[]
+  /** Where row n (its `_row`, 1…rows) came from: its line or item, for errors found after the COPY. */
+  locationOf: (row: number) => DataLocation
+}
 
 export interface ImportOptions {
   /** Called every PROGRESS_ROWS rows with the count so far (for "rows so far" while importing). */
   onProgress?: (rows: number) => Promise<void>
+  /**
+   * The type a column of this name has already (an append into a data set): its values are
+   * checked against that type and widen it as they would widen a column of an import.
+   */
+  knownType?: (name: string) => ColumnType | undefined
+  /** COPY … FREEZE (default true): only into a table created in this transaction. */
+  freeze?: boolean
 }
 
 const SAMPLE_ROWS = 1_000
@@ -114,6 +126,8 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
     if (next.done === true) break
     sample.push(...next.value)
   }
+  // Columns the data set has already start at their type (an append), the others at none.
+  source.columns.forEach((name, index) => { types[index] = options.knownType?.(name) ?? null })
   for (const { values } of sample) {
     for (let index = 0; index < source.columns.length; index++) {
       const value = values[index]
@@ -131,7 +145,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
   let rows = 0
   const lines = new RowLines()
   const openCopy = async (): Promise<void> => {
-    copy = await CopyIn.open(tx, table.copyIn(types.length, { freeze: true })) // the table is this transaction's
+    copy = await CopyIn.open(tx, table.copyIn(types.length, { freeze: options.freeze ?? true })) // the table is this transaction's
     copyFirstRow = rows + 1
   }
   const flush = async (): Promise<void> => {
@@ -196,7 +210,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
       const current = types[index]
       if (current === undefined) {
         // A key first seen in a later JSON object: a new column, null in the rows before.
-        const added = type ?? 'text'
+        const added = widen(options.knownType?.(source.columns[index]!) ?? null, type) ?? 'text'
         types[index] = added
         nullable[index] = rows > 0 || type === null
         await alter(async () => { await table.addColumn(tx, index, added) })
@@ -233,6 +247,10 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
   await table.addPrimaryKey(tx)
   return {
     rows,
+    locationOf: (row) => {
+      const line = lines.lineOf(row)
+      return line === undefined ? {} : { [source.unit]: line }
+    },
     columns: source.columns.map((name, position) => ({ position, name, type: types[position] ?? 'text', nullable: nullable[position] === true })),
   }
 }
