@@ -27,6 +27,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
+import ExcelJS from 'exceljs'
 import { after, describe, it } from 'node:test'
 import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import type { Sql } from '../src/db/pool.ts'
@@ -149,6 +150,20 @@ const PEOPLE_CHECK: ReadyCheck = {
   rows: 3,
   values: { name: ['Ada', 'Bob', 'Cy'], zip: ['0123', '04567', '99999'], born: ['1990-05-17', '1985-12-31', null], seen: ['2026-01-02T10:30:00Z', null, '2026-06-30T23:59:59Z'], double: [2, 4, null] },
 }
+
+/** A workbook whose first sheet (in tab order) is stored second in its zip. */
+async function reorderedXlsx (): Promise<Buffer> {
+  const workbook = new ExcelJS.Workbook()
+  const stored = workbook.addWorksheet('stored first, shown second')
+  stored.addRows([['not'], ['imported']])
+  const shown = workbook.addWorksheet('shown first')
+  shown.addRows([['shown'], ['first']])
+  // orderNo (the tab order, not in exceljs's types) puts the sheet stored second first.
+  Object.assign(stored, { orderNo: 1 })
+  Object.assign(shown, { orderNo: 0 })
+  return Buffer.from(await workbook.xlsx.writeBuffer())
+}
+const REORDERED_XLSX = await reorderedXlsx()
 
 const CORPUS: Case[] = [
   // NUL characters
@@ -327,6 +342,7 @@ const CORPUS: Case[] = [
   { name: 'xlsx: gzip', body: () => gzipSync(PEOPLE_XLSX), type: XLSX, encoding: 'gzip', expect: ready(PEOPLE_CHECK) },
   { name: 'xlsx: types=', body: () => PEOPLE_XLSX, type: XLSX, query: { types: 'zip:integer,score:text' }, expect: ready({ types: { zip: 'integer', score: 'text' }, values: { zip: [123, 4567, 99999], score: ['3.5', '12', '-0.25'] } }) },
   { name: 'xlsx: types= a text cell that is no date', body: () => PEOPLE_XLSX, type: XLSX, query: { types: 'name:date' }, expect: invalid(line(2), { detail: /"Ada" of column "name" is not a date/ }) },
+  { name: 'xlsx: the first sheet is the first tab, wherever the zip stores it', body: REORDERED_XLSX, type: XLSX, expect: ready({ columns: ['shown'], values: { shown: ['first'] } }) },
   { name: 'xlsx: not a workbook', body: bytes('PK\u0003\u0004 not a zip at all'), type: XLSX, expect: invalid('anywhere', { detail: /not a readable \.xlsx workbook/ }) },
   { name: 'xlsx: a workbook cut short', body: () => PEOPLE_XLSX.subarray(0, PEOPLE_XLSX.length >> 1), type: XLSX, expect: invalid('anywhere', { detail: /not a readable \.xlsx workbook/ }) },
 ]

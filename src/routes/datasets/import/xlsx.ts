@@ -34,6 +34,10 @@ export function xlsxSource (input: AsyncIterable<Buffer>): RowSource {
       let isHeaderRead = false
       try {
         for await (const sheet of workbook) {
+          // The first sheet in the workbook's order (its tabs), which need not be the first in the
+          // zip: once workbook.xml is read, exceljs names each sheet it yields.
+          const first = (workbook as unknown as { model?: { sheets?: Array<{ name?: string }> } }).model?.sheets?.[0]?.name
+          if (first !== undefined && (sheet as unknown as { name?: string }).name !== first) continue
           for await (const row of sheet) {
             const cells = (row.values as unknown[]).slice(1).map(cellValue)
             if (!isHeaderRead) {
@@ -48,7 +52,7 @@ export function xlsxSource (input: AsyncIterable<Buffer>): RowSource {
               batch = []
             }
           }
-          break // the first sheet only
+          break // the first sheet only: the rest of the zip is not read
         }
       } catch (error) {
         if (inputError !== undefined) throw inputError
