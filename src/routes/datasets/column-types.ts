@@ -110,8 +110,33 @@ export function literal (type: ColumnType, text: string): string | undefined {
  */
 export type Value = string | number | boolean | null | undefined
 
-/** CSV values are text to be recognised; JSON values already have a type. */
-export type ValueKind = 'text' | 'json'
+/**
+ * CSV values are text to be recognised (`decimal-comma`: text whose numbers are written
+ * `1.234,5`, `?decimal=,`); JSON values (and a spreadsheet's cells) already have a type.
+ */
+export type ValueKind = 'text' | 'decimal-comma' | 'json'
+
+// A number written with a decimal comma, its thousands (if any) in groups of three after dots:
+// `3,14`, `-1.234.567,5`, `1.234` (one thousand two hundred and thirty-four). No exponent.
+const DECIMAL_COMMA = /^[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d+))?$/
+// `0123`, `-007`, `00,5`: digits whose leading zeros mean something (a code, an id, a postcode).
+const LEADING_ZERO = /^[-+]?0\d/
+
+/** A decimal-comma number as the text PostgreSQL reads (`1.234,5` → `1234.5`), or undefined. */
+function decimalCommaText (text: string): string | undefined {
+  if (!DECIMAL_COMMA.test(text)) return undefined
+  return text.replaceAll('.', '').replace(',', '.')
+}
+
+/**
+ * Text as the codec of a numeric type reads it, for a value of `kind`: a decimal-comma number
+ * turned into dot notation; text with leading zeros, which a number would lose, is no number
+ * (undefined) unless `keepZeros` is false (a type the client chose converts it).
+ */
+function numberText (text: string, kind: ValueKind, keepZeros = true): string | undefined {
+  if (keepZeros && LEADING_ZERO.test(text)) return undefined
+  return kind === 'decimal-comma' ? decimalCommaText(text) : text
+}
 
 export function isMissing (value: Value): boolean {
   return value === null || value === undefined || value === ''
@@ -124,7 +149,7 @@ const JSON_STRING_INFERENCE: readonly ColumnType[] = ['date', 'timestamp']
 /** The narrowest type of a present value; text when it is text PostgreSQL cannot store (the import refuses it then). */
 export function typeOf (value: NonNullable<Value>, kind: ValueKind): ColumnType {
   if (typeof value === 'string') {
-    return (kind === 'text' ? TEXT_INFERENCE : JSON_STRING_INFERENCE).find((type) => literal(type, value) !== undefined) ?? 'text'
+    return (kind === 'json' ? JSON_STRING_INFERENCE : TEXT_INFERENCE).find((type) => fieldLiteral(type, value, kind) !== undefined) ?? 'text'
   }
   if (typeof value === 'number') return Number.isSafeInteger(value) && Math.abs(value) < 1e18 ? 'integer' : 'numeric'
   return 'boolean'
@@ -138,11 +163,29 @@ export function typeOf (value: NonNullable<Value>, kind: ValueKind): ColumnType 
 export function fieldLiteral (type: ColumnType, value: NonNullable<Value>, kind: ValueKind): string | undefined {
   if (typeof value === 'string') {
     if (kind === 'json' && type !== 'date' && type !== 'timestamp' && type !== 'text') return undefined
+    if (type === 'integer' || type === 'numeric') {
+      const text = numberText(value, kind)
+      return text === undefined ? undefined : literal(type, text)
+    }
     return literal(type, value)
   }
   if (type === 'text') return String(value)
   const found = typeOf(value, kind)
   return found === type || (type === 'numeric' && found === 'integer') ? String(value) : undefined
+}
+
+/**
+ * The literal of a present value in a column whose type the client chose (`?types=`): what the
+ * value means as that type, or undefined when it is none. Unlike inference, text converts
+ * whatever its source: `0123` is the integer 123, the JSON string "12" the number 12.
+ */
+export function chosenLiteral (type: ColumnType, value: NonNullable<Value>, kind: ValueKind): string | undefined {
+  if (typeof value !== 'string') return type === 'text' ? String(value) : fieldLiteral(type, value, kind)
+  if (type === 'integer' || type === 'numeric') {
+    const text = numberText(value, kind === 'json' ? 'text' : kind, false)
+    return text === undefined ? undefined : literal(type, text)
+  }
+  return literal(type, value)
 }
 
 /** The narrowest type that holds values of both types. */

@@ -9,6 +9,7 @@ import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
 import type { Format } from './import/formats.ts'
 import type { DataLocation } from './import/invalid-data.ts'
+import type { ImportOptions } from './import/options.ts'
 import type { Dataset, DatasetColumn, DatasetSource, DatasetStats, DatasetWrite, OnConflict, WriteKind } from './schemas.ts'
 
 export type DatasetsRepository = ReturnType<typeof createDatasetsRepository>
@@ -21,7 +22,7 @@ export interface WriteSource { id: number, dataset_id: number, kind: WriteKind, 
 export interface WriteCounts { inserted: number, updated: number, ignored: number }
 
 /** What an import job needs to know of its data set. */
-export interface ImportSource { status: Dataset['status'], source: DatasetSource, source_url: string | null, format: Format | null, upload_id: string | null, key: string[] | null }
+export interface ImportSource { status: Dataset['status'], source: DatasetSource, source_url: string | null, format: Format | null, upload_id: string | null, key: string[] | null, import_options: ImportOptions }
 
 export function createDatasetsRepository (sql: Sql) {
   const datasetColumns = sql`id, name, description, status, source, source_url, format, rows, bytes, error, key, created_at, updated_at`
@@ -65,17 +66,17 @@ export function createDatasetsRepository (sql: Sql) {
         select status, count(*)::int as count, coalesce(sum(rows), 0)::int8 as rows from datasets group by status`, signal)
     },
 
-    async insert (tx: TransactionSql, dataset: NewDataset, how: { source: DatasetSource, format: Format | null, sourceUrl?: string, uploadId?: string, bytes?: number }): Promise<Dataset> {
+    async insert (tx: TransactionSql, dataset: NewDataset, how: { source: DatasetSource, format: Format | null, sourceUrl?: string, uploadId?: string, bytes?: number, options?: ImportOptions }): Promise<Dataset> {
       const [row] = await tx<[Dataset]>`
-        insert into datasets (name, description, status, source, source_url, format, created_by, upload_id, bytes, key)
+        insert into datasets (name, description, status, source, source_url, format, created_by, upload_id, bytes, key, import_options)
         values (${dataset.name}, ${dataset.description ?? null}, 'importing', ${how.source}, ${how.sourceUrl ?? null}, ${how.format},
-          ${dataset.createdBy ?? null}, ${how.uploadId ?? null}, ${how.bytes ?? 0}, ${dataset.key ?? null}::text[])
+          ${dataset.createdBy ?? null}, ${how.uploadId ?? null}, ${how.bytes ?? 0}, ${dataset.key ?? null}::text[], ${tx.json((how.options ?? {}) as Parameters<typeof tx.json>[0])})
         returning ${datasetColumns}`
       return row
     },
 
     async importSource (id: number): Promise<ImportSource | undefined> {
-      const [row] = await sql<[ImportSource?]>`select status, source, source_url, format, upload_id, key from datasets where id = ${id}`
+      const [row] = await sql<[ImportSource?]>`select status, source, source_url, format, upload_id, key, import_options from datasets where id = ${id}`
       return row
     },
 

@@ -18,8 +18,9 @@ import { EXPORT_PARAMETERS } from './export.ts'
 import { MAX_FACETS } from './facets.ts'
 import { ROWS_PARAMETERS } from './rows.ts'
 import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
-import { charsetOf, FORMATS, formatOf, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
-import { AggregatePage, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNaming, DatasetNamingQuery, KeyParameter, OnConflict, RowsPage, UrlImport } from './schemas.ts'
+import { charsetOf, contentEncodingOf, FORMATS, formatOf, isGzipFile, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
+import { importOptionsOf, type ImportOptions } from './import/options.ts'
+import { AggregatePage, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNamingQuery, KeyParameter, OnConflict, RowsPage, UploadQuery, UrlImport } from './schemas.ts'
 import type { DatasetDetail as DatasetDetailType } from './schemas.ts'
 import type { DatasetService, Naming, Upload } from './service.ts'
 
@@ -58,23 +59,29 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     schema: {
       tags: ['datasets'],
       summary: 'Create a data set from an upload or a URL',
-      description: 'The body is CSV (`text/csv`, a header line first), a JSON array of objects (`application/json`), NDJSON (`application/x-ndjson`), ' +
-        'or a `multipart/form-data` form with a `file` field (and optional `name`, `description` fields). Text is UTF-8 unless the Content-Type names ' +
-        'another `charset`; invalid text is refused with the line. Or, as `application/json`, an object ' +
-        '`{"url": …, "name"?, "description"?, "format"?}` to import from an http(s) URL. Column types (integer, numeric, boolean, date, timestamp, text) ' +
-        'are inferred and widened when a later value does not fit. Uploads up to DATASET_SYNC_MAX_BYTES (by Content-Length) are imported at once: 201. ' +
+      description: 'The body is CSV (`text/csv`, a header line first; its delimiter sniffed or given as `delimiter`), TSV (`text/tab-separated-values`), ' +
+        'a JSON array of objects (`application/json`), NDJSON (`application/x-ndjson`), an Excel workbook ' +
+        '(`application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`: its first sheet, the first row naming the columns, dates as dates), ' +
+        'or a `multipart/form-data` form with a `file` field (and optional `name`, `description` fields; the file\'s type from its Content-Type or its name). ' +
+        'Text is UTF-8 unless the Content-Type (of the body or of the form\'s file) names another `charset`; invalid text is refused with the line. ' +
+        '`Content-Encoding: gzip` (or, in a form or a URL, a `.gz` name or `application/gzip`) is decompressed as it arrives; DATASET_MAX_BYTES ' +
+        'counts the decompressed bytes (413 past them), a damaged gzip stream is a 400, another Content-Encoding a 415. Or, as `application/json`, an object ' +
+        '`{"url": …, "name"?, "description"?, "format"?}` to import from an http(s) URL (the query\'s `delimiter`, `decimal` and `types` apply to it too). ' +
+        'Column types (integer, numeric, boolean, date, timestamp, text) are inferred and widened when a later value does not fit (text with leading zeros, `0123`, ' +
+        'stays text), or chosen with `types`. Uploads up to DATASET_SYNC_MAX_BYTES (by Content-Length) are imported at once: 201. ' +
         'Larger uploads, uploads of unknown length and URL imports are imported by a job: 202, and `GET` the `Location` to follow the status. ' +
         'A malformed upload is refused with 400 naming the line (or item), and nothing of it is kept.',
-      querystring: Type.Object({ ...DatasetNaming, key: Type.Optional(KeyParameter) }),
+      querystring: Type.Object({ ...UploadQuery.properties, key: Type.Optional(KeyParameter) }),
       body: Type.Unknown({ description: 'CSV, JSON array, NDJSON, multipart form, or `{"url": …}`' }),
       consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
       response: { 201: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 409, 413, 415, 503) },
     },
   }, async (request, reply) => {
-    const { key, ...query } = request.query
+    const { key, delimiter, decimal, types, ...named } = request.query
     const keyColumns = key === undefined ? undefined : readKeyParameter(key)
-    const { upload, naming } = await readUpload(request)
-    const detail = await datasets.create(upload, { ...naming, ...definedOnly(query), ...(keyColumns !== undefined && { key: keyColumns }), createdBy: apiKeyOf(request) })
+    const options = importOptionsOf(definedOnly({ delimiter, decimal, types }))
+    const { upload, naming } = await readUpload(request, options)
+    const detail = await datasets.create(upload, { ...naming, ...definedOnly(named), ...(keyColumns !== undefined && { key: keyColumns }), createdBy: apiKeyOf(request) })
     return await reply.code(detail.dataset.status === 'ready' ? 201 : 202).header('location', `/datasets/${detail.dataset.id}`).send(detail)
   })
 
@@ -272,7 +279,7 @@ function readKeyParameter (text: string): string[] {
 
 /** The body of an append or a replace: a file, never a URL. */
 async function readWriteUpload (request: FastifyRequest): Promise<Extract<Upload, { kind: 'file' }>> {
-  const { upload } = await readUpload(request)
+  const { upload } = await readUpload(request, {}) // appends and replaces: the delimiter sniffed, types inferred (no ?delimiter, ?decimal, ?types yet)
   if (upload.kind !== 'file') throw new Problem('bad-request', 'Appends and replaces take the data as the body (CSV, JSON array or NDJSON) or a multipart form; a JSON object body is no data.')
   return upload
 }
@@ -307,11 +314,17 @@ async function * clientBytes (input: Readable & { truncated?: boolean }): AsyncG
   if (input.truncated === true) throw new Problem('payload-too-large', 'The file is larger than this service accepts (DATASET_MAX_BYTES).')
 }
 
-/** What the client sent: a file (CSV, JSON, NDJSON, as the body or in a form) or a URL to import. */
-async function readUpload (request: FastifyRequest): Promise<{ upload: Upload, naming: Naming }> {
+/**
+ * What the client sent: a file (CSV, TSV, JSON, NDJSON, xlsx, maybe gzip-compressed, as the body
+ * or in a form) or a URL to import; `options` say how to read it.
+ */
+async function readUpload (request: FastifyRequest, options: ImportOptions): Promise<{ upload: Upload, naming: Naming }> {
   const contentLength = Number(request.headers['content-length'])
   const length = Number.isSafeInteger(contentLength) ? contentLength : undefined
+  const compression = contentEncodingOf(request.headers['content-encoding'])
   if (request.isMultipart()) {
+    // busboy reads the form as it is sent: a compressed form cannot be read, a compressed file in it can.
+    if (compression !== undefined) throw new Problem('unsupported-media-type', 'A multipart form cannot be sent with a Content-Encoding: compress its file instead (a .gz name, or the type application/gzip).')
     const part = await request.file().catch((error: unknown) => {
       // busboy's errors (no boundary, a truncated form) are plain Errors: the client's fault, a 400.
       if (error instanceof Error && !('statusCode' in error)) throw new Problem('bad-request', 'The multipart/form-data body could not be read (a missing boundary, or a malformed form).', { cause: error })
@@ -324,31 +337,44 @@ async function readUpload (request: FastifyRequest): Promise<{ upload: Upload, n
       part.file.resume()
       throw validationProblem('body', [...Value.Errors(DatasetNamingQuery, fields)].map((error) => ({ pointer: error.instancePath || '/', detail: error.message })))
     }
-    const format = formatOf(part.mimetype, part.filename)
+    // The part's Content-Type keeps its charset (patches/@fastify+busboy: busboy handed on the bare type).
+    let format: ReturnType<typeof formatOf>
+    let charset: string
+    let isGzip: boolean
+    try {
+      format = formatOf(part.mimetype, part.filename)
+      charset = charsetOf(part.mimetype)
+      isGzip = isGzipFile(part.mimetype, part.filename)
+    } catch (error) {
+      part.file.resume()
+      if (error instanceof Problem) throw error
+      throw new Problem('bad-request', 'The Content-Type of the form\'s file could not be read.', { cause: error })
+    }
     if (format === undefined) {
       part.file.resume()
-      throw new Problem('unsupported-media-type', `The file's type (${part.mimetype}) is not one of ${FORMATS.join(', ')}; give it a .csv, .json or .ndjson name or type.`)
+      throw new Problem('unsupported-media-type', `The file's type (${part.mimetype}) is not one of ${FORMATS.join(', ')}; give it a .csv, .tsv, .json, .ndjson or .xlsx name (.csv.gz … when compressed) or type.`)
     }
     return {
-      upload: { kind: 'file', format, charset: charsetOf(part.mimetype), input: clientBytes(part.file), contentLength: length },
-      naming: { name: fields.name ?? (part.filename.replace(/\.[^.]+$/, '') || undefined), description: fields.description },
+      upload: { kind: 'file', format, charset, input: clientBytes(part.file), contentLength: length, compression: isGzip ? 'gzip' : undefined, options },
+      naming: { name: fields.name ?? (part.filename.replace(/\.gz$/i, '').replace(/\.[^.]+$/, '') || undefined), description: fields.description },
     }
   }
   const body = request.body as Readable | undefined
   const contentType = request.headers['content-type']
   const format = formatOf(contentType)
-  if (body === undefined || format === undefined) throw new Problem('bad-request', 'Send the data as the body (CSV, JSON array or NDJSON) or a multipart form, or `{"url": …}` as JSON.')
+  if (body === undefined || format === undefined) throw new Problem('bad-request', 'Send the data as the body (CSV, TSV, JSON array, NDJSON or xlsx) or a multipart form, or `{"url": …}` as JSON.')
   const charset = charsetOf(contentType)
-  if (format !== 'json') return { upload: { kind: 'file', format, charset, input: clientBytes(body), contentLength: length }, naming: {} }
-  // JSON: an array is data; an object asks for a URL import.
+  const file = { kind: 'file', format, charset, contentLength: length, compression, options } as const
+  // JSON: an array is data; an object asks for a URL import (never compressed: a compressed JSON body is data).
+  if (format !== 'json' || compression !== undefined) return { upload: { ...file, input: clientBytes(body) }, naming: {} }
   const { first, stream } = await peekFirstCharacter(clientBytes(body))
-  if (first !== '{') return { upload: { kind: 'file', format, charset, input: stream, contentLength: length }, naming: {} }
+  if (first !== '{') return { upload: { ...file, input: stream }, naming: {} }
   const importRequest = await readSmallJson(stream, charset)
   if (!Value.Check(UrlImport, importRequest)) {
     throw validationProblem('body', [...Value.Errors(UrlImport, importRequest)].map((error) => ({ pointer: error.instancePath || '/', detail: error.message })))
   }
   const { url, format: named, ...naming } = importRequest
-  return { upload: { kind: 'url', url, format: named }, naming }
+  return { upload: { kind: 'url', url, format: named, options }, naming }
 }
 
 /** The first non-blank character of a stream, and the stream as if it had not been read. */

@@ -33,6 +33,30 @@ export const DatasetNamingQuery = Type.Object(DatasetNaming)
 /** The key a data set is created with: column names, comma-separated. */
 export const KeyParameter = Type.String({ minLength: 1, maxLength: 2000, description: 'Key columns, comma-separated (in key order): their values must be present and unique together (a duplicate is a 400 naming both lines); later appends may upsert by them', examples: ['country,year'] })
 
+/** The upload route's query: the naming, and how to read the upload (import/options.ts reads these). */
+export const UploadQuery = Type.Object({
+  ...DatasetNaming,
+  delimiter: Type.Optional(Type.String({
+    maxLength: 3,
+    description: 'CSV and TSV: the character between fields, `,` `;` `|` or a tab (`%09`, `\\t` or `tab`). Default: sniffed from the first 50 lines ' +
+      '(the one found the same number of times in each, outside quoted fields; ties go to comma) for CSV, a tab for TSV.',
+    examples: [';', 'tab', '|'],
+  })),
+  decimal: Type.Optional(Type.String({
+    maxLength: 1,
+    description: 'CSV and TSV: `,` reads numbers written with a decimal comma, their thousands after dots (`3,14`, `1.234,5`, `1.234` = 1234); refused with `delimiter=,`. ' +
+      'Default `.`: numbers as `1234.5`, no thousands separator.',
+    examples: [','],
+  })),
+  types: Type.Optional(Type.String({
+    maxLength: 20_000,
+    description: 'Column types chosen instead of inferred, `column:type` comma-separated (a name is what comes before the last colon of its item); types: ' +
+      'integer, numeric, boolean, date, timestamp, text. A value that is not of its chosen type is invalid data (400 with its line, or a failed import); ' +
+      'a column the data does not have is one too; an unknown type is a 400 at once.',
+    examples: ['zip:text,born:date', 'amount:numeric'],
+  })),
+})
+
 export const Dataset = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
@@ -184,7 +208,7 @@ export const AggregatePage = Type.Object({
 export type AggregatePage = Static<typeof AggregatePage>
 
 export const UrlImport = Type.Object({
-  url: Type.String({ maxLength: 4096, description: 'http(s) URL of a CSV, JSON array or NDJSON file; refused if it resolves to a private address' }),
+  url: Type.String({ maxLength: 4096, description: 'http(s) URL of a CSV, TSV, JSON array, NDJSON or .xlsx file, gzip-compressed or not; refused if it resolves to a private address' }),
   ...DatasetNaming,
   format: Type.Optional(FormatSchema),
 }, { additionalProperties: false, description: '`format` defaults to the one the response\'s Content-Type or the URL\'s extension names' })

@@ -22,9 +22,11 @@ import { createSsrfGuard, type SsrfGuard } from '../../upstream/ssrf-guard.ts'
 import { AGGREGATE_PARAMETERS, queryAggregate } from './aggregate.ts'
 import { EXPORT_PARAMETERS, exportRows, type ExportFormat } from './export.ts'
 import { decodeText } from './import/decode.ts'
-import { charsetOf, formatOf, type Format } from './import/formats.ts'
+import { charsetOf, contentEncodingOf, formatOf, isGzipFile, type Format } from './import/formats.ts'
+import { decompressed, type Compression } from './import/gzip.ts'
 import { importRows } from './import/importer.ts'
 import { InvalidDataError } from './import/invalid-data.ts'
+import type { ImportOptions } from './import/options.ts'
 import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
 import { createDatasetsRepository, type NewDataset } from './repository.ts'
@@ -38,10 +40,16 @@ import { DataQuery, type QueryString } from './view.ts'
 import { ViewCache } from './view-cache.ts'
 import { appendInto, changeKey, checkOnConflict, enforceKey, replaceWith, writable, type AppendOptions, type WriteResult } from './writes.ts'
 
-/** An upload as the route read it from HTTP: a file's bytes, or a URL to import from. */
+/**
+ * An upload as the route read it from HTTP: a file's bytes (gzip-compressed when `compression`
+ * says so), or a URL to import from; and how to read it (`options`, from the query).
+ */
 export type Upload =
-  | { kind: 'file', format: Format, charset: string, input: AsyncIterable<Buffer>, contentLength?: number }
-  | { kind: 'url', url: string, /** When the client names it; else from the response. */ format?: Format }
+  | { kind: 'file', format: Format, charset: string, input: AsyncIterable<Buffer>, contentLength?: number, compression?: Compression, options: ImportOptions }
+  | { kind: 'url', url: string, /** When the client names it; else from the response. */ format?: Format, options: ImportOptions }
+
+/** A file to import: its bytes as they arrive (compressed or not), what they are and how to read them. */
+interface FileToImport { format: Format, input: AsyncIterable<Buffer>, charset: string, compression?: Compression, options: ImportOptions }
 
 export interface DatasetServiceOptions {
   sql: Sql
@@ -166,13 +174,18 @@ export function createDatasetService (options: DatasetServiceOptions) {
     }
   }
 
-  /** A whole import inside the caller's transaction: the ready data set (its statistics job enqueued). */
-  const importInto = async (tx: TransactionSql, dataset: NewDataset, source: DatasetSource, format: Format, input: AsyncIterable<Buffer>, charset: string): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
+  /**
+   * A whole import inside the caller's transaction: the ready data set (its statistics job
+   * enqueued). A compressed upload is decompressed here, as the rows are read: what is held in
+   * memory before is its compressed size, and DATASET_MAX_BYTES counts the decompressed bytes.
+   */
+  const importInto = async (tx: TransactionSql, dataset: NewDataset, source: DatasetSource, file: FileToImport): Promise<{ dataset: Dataset, columns: DatasetColumn[] }> => {
+    const { format } = file
     await tx`set local statement_timeout to 0`
-    const created = await datasets.insert(tx, dataset, { source, format })
-    const counted = countBytes(input, options.maxBytes)
+    const created = await datasets.insert(tx, dataset, { source, format, options: file.options })
+    const counted = countBytes(decompressed(file.input, file.compression), options.maxBytes)
     const table = rowsTable(created.id)
-    const result = await importRows(tx, table, rowSource(format, counted, charset))
+    const result = await importRows(tx, table, rowSource(format, counted, file.charset, file.options), { types: file.options.types })
     if (dataset.key !== undefined) await enforceKey(tx, table, result.columns, dataset.key, result.locationOf)
     await tx.unsafe(table.createViewSql(result.columns.map((column) => column.name)))
     const ready = await datasets.finishImport(tx, created.id, null, { ...result, format, bytes: counted.bytes })
@@ -184,12 +197,14 @@ export function createDatasetService (options: DatasetServiceOptions) {
    * Stores a large upload in the database, in pieces each written on its own (so any worker on
    * any machine can import it, and a slow client holds no connection); the caller then names it in
    * the transaction that enqueues its job (and removes the pieces should that fail). The upload is
-   * decoded as it arrives, so invalid text is refused now, and the stored pieces are UTF-8.
+   * decompressed and decoded as it arrives, so a gzip bomb, a corrupt gzip stream and invalid text
+   * are refused now, and the stored pieces are UTF-8 (a workbook's: its bytes, decompressed).
    */
-  const storeUpload = async (input: AsyncIterable<Buffer>, charset: string): Promise<{ uploadId: string, bytes: number }> => {
+  const storeUpload = async (file: Omit<FileToImport, 'options'>): Promise<{ uploadId: string, bytes: number }> => {
+    const { format } = file
     await datasets.sweepPieces(2 * options.uploadTimeoutMs)
     const uploadId = randomUUID()
-    const counted = countBytes(input, options.maxBytes)
+    const counted = countBytes(decompressed(file.input, file.compression), options.maxBytes)
     let seq = 0
     let pieces: Buffer[] = []
     let size = 0
@@ -204,8 +219,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
       size = 0
     }
     try {
-      for await (const text of decodeText(counted, charset)) {
-        const piece = Buffer.from(text)
+      const contents: AsyncIterable<Buffer | string> = format === 'xlsx' ? counted : decodeText(counted, file.charset)
+      for await (const content of contents) {
+        const piece = Buffer.from(content)
         pieces.push(piece)
         size += piece.length
         if (size >= PIECE_BYTES) await store()
@@ -222,8 +238,8 @@ export function createDatasetService (options: DatasetServiceOptions) {
   }
 
   /** A stored upload named in `work`'s transaction; its pieces go when that fails. */
-  const withStoredUpload = async <T>(input: AsyncIterable<Buffer>, charset: string, work: (stored: { uploadId: string, bytes: number }) => Promise<T>): Promise<T> => {
-    const stored = await storeUpload(input, charset)
+  const withStoredUpload = async <T>(file: Omit<FileToImport, 'options'>, work: (stored: { uploadId: string, bytes: number }) => Promise<T>): Promise<T> => {
+    const stored = await storeUpload(file)
     try {
       return await work(stored)
     } catch (error) {
@@ -236,9 +252,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
    * Stores a large upload, then creates the data set and its import job in one transaction: 202
    * now, rows later.
    */
-  const spool = async (dataset: NewDataset, format: Format, input: AsyncIterable<Buffer>, charset: string): Promise<Dataset> =>
-    await withStoredUpload(input, charset, async ({ uploadId, bytes }) => await sql.begin(async (tx) => {
-      const created = await datasets.insert(tx, dataset, { source: 'upload', format, uploadId, bytes })
+  const spool = async (dataset: NewDataset, file: FileToImport): Promise<Dataset> =>
+    await withStoredUpload(file, async ({ uploadId, bytes }) => await sql.begin(async (tx) => {
+      const created = await datasets.insert(tx, dataset, { source: 'upload', format: file.format, uploadId, bytes, options: file.options })
       await jobs.enqueue(tx, 'import_dataset', { dataset_id: created.id })
       return created
     }))
@@ -254,7 +270,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
     const how = { kind, format: upload.format, onConflict: append.onConflict, strict: append.strict }
     const length = upload.contentLength
     if (length === undefined || length > options.syncMaxBytes || bytesInMemory + length > memoryBudget) {
-      const queued = await withStoredUpload(upload.input, upload.charset, async ({ uploadId }) => await sql.begin(async (tx) => {
+      const queued = await withStoredUpload(upload, async ({ uploadId }) => await sql.begin(async (tx) => {
         const written = await datasets.insertWrite(tx, id, { ...how, uploadId })
         await jobs.enqueue(tx, 'write_dataset', { write_id: written.id })
         return written
@@ -266,7 +282,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
       const whole = await readWhole(upload.input, options.maxBytes)
       const done = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
-        const result = await writeRows(tx, id, kind, upload.format, whole, upload.charset, append)
+        const result = await writeRows(tx, id, kind, upload.format, decompressed(whole, upload.compression), upload.charset, append)
         return { ...result, write: await datasets.insertWrite(tx, id, { ...how, counts: result.counts }) }
       })
       metadata.forget(id)
@@ -300,12 +316,19 @@ export function createDatasetService (options: DatasetServiceOptions) {
     }
   }
 
-  /** A URL import's response, through the SSRF guard; a 4xx answer or an unknown format is final. */
-  const fetchImport = async (url: string, named: Format | null, signal: AbortSignal): Promise<{ input: Readable, format: Format, charset: string }> => {
+  /**
+   * A URL import's response, through the SSRF guard; a 4xx answer or an unknown format is final.
+   * Compressed when it says so (Content-Encoding gzip, or gzip as its type) or its path ends in .gz.
+   */
+  const fetchImport = async (url: string, named: Format | null, signal: AbortSignal): Promise<{ input: Readable, format: Format, charset: string, compression?: Compression }> => {
     const checked = await options.guard.check(url)
     const timeout = options.fetchTimeoutMs
     const dispatcher = options.guard.agent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout })
-    const response = await httpRequest(checked, { dispatcher, signal, headers: { accept: 'text/csv, application/x-ndjson, application/json;q=0.9, */*;q=0.5' } })
+    const response = await httpRequest(checked, {
+      dispatcher,
+      signal,
+      headers: { 'accept': 'text/csv, text/tab-separated-values, application/x-ndjson, application/json;q=0.9, */*;q=0.5', 'accept-encoding': 'gzip, identity' },
+    })
     response.body.once('close', () => { void dispatcher.close() })
     const refuse = async (error: Error): Promise<never> => {
       await response.body.dump()
@@ -315,15 +338,19 @@ export function createDatasetService (options: DatasetServiceOptions) {
     if (response.statusCode !== 200) return await refuse(new Error(`import URL answered ${response.statusCode}`)) // retried
     const contentType = response.headers['content-type']
     const type = typeof contentType === 'string' ? contentType : undefined
-    const format = named ?? formatOf(type, checked.pathname)
-    if (format === undefined) return await refuse(new InvalidDataError('The format of the URL\'s data is unknown: give `format` (csv, json or ndjson) with the import.'))
+    const encoding = response.headers['content-encoding']
+    let format: Format | undefined
     let charset: string
+    let compression: Compression | undefined
     try {
+      format = named ?? formatOf(type, checked.pathname)
       charset = charsetOf(type)
+      compression = contentEncodingOf(typeof encoding === 'string' ? encoding : undefined) ?? (isGzipFile(type, checked.pathname) ? 'gzip' : undefined)
     } catch (error) {
-      return await refuse(new InvalidDataError((error as Error).message))
+      return await refuse(new InvalidDataError(`The URL's answer: ${(error as Error).message}`))
     }
-    return { input: response.body, format, charset }
+    if (format === undefined) return await refuse(new InvalidDataError('The format of the URL\'s data is unknown: give `format` (csv, tsv, json, ndjson or xlsx) with the import.'))
+    return { input: response.body, format, charset, compression }
   }
 
   return {
@@ -409,7 +436,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
         const url = await options.guard.check(upload.url)
         const dataset = { ...naming, name: naming.name ?? (url.pathname.split('/').pop() || 'import') }
         const created = await sql.begin(async (tx) => {
-          const row = await datasets.insert(tx, dataset, { source: 'url', format: upload.format ?? null, sourceUrl: url.href })
+          const row = await datasets.insert(tx, dataset, { source: 'url', format: upload.format ?? null, sourceUrl: url.href, options: upload.options })
           await jobs.enqueue(tx, 'import_dataset', { dataset_id: row.id })
           return row
         })
@@ -418,12 +445,12 @@ export function createDatasetService (options: DatasetServiceOptions) {
       const dataset = { ...naming, name: naming.name ?? 'upload' }
       const length = upload.contentLength
       if (length === undefined || length > options.syncMaxBytes || bytesInMemory + length > memoryBudget) {
-        return detailOf(await spool(dataset, upload.format, upload.input, upload.charset), [])
+        return detailOf(await spool(dataset, upload), [])
       }
       bytesInMemory += length
       try {
         const whole = await readWhole(upload.input, options.maxBytes)
-        const imported = await sql.begin(async (tx) => await importInto(tx, dataset, 'upload', upload.format, whole, upload.charset))
+        const imported = await sql.begin(async (tx) => await importInto(tx, dataset, 'upload', { ...upload, input: whole }))
         return detailOf(imported.dataset, imported.columns)
       } finally {
         bytesInMemory -= length
@@ -432,7 +459,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
     /** Imports generated data (the demo data set) inside the caller's transaction. */
     async importSample (tx: TransactionSql, dataset: NewDataset, csv: AsyncIterable<Buffer>): Promise<Dataset> {
-      return (await importInto(tx, dataset, 'sample', 'csv', csv, 'utf-8')).dataset
+      return (await importInto(tx, dataset, 'sample', { format: 'csv', input: csv, charset: 'utf-8', options: {} })).dataset
     },
 
     /**
@@ -556,16 +583,19 @@ export function createDatasetService (options: DatasetServiceOptions) {
       const source = await datasets.importSource(id)
       if (source?.status !== 'importing') return // deleted, or a repeated job of a finished import
       try {
-        const { input, format, charset } = source.source === 'url'
+        // A stored upload is decompressed and UTF-8 already (spool).
+        const { input, format, charset, compression } = source.source === 'url'
           ? await fetchImport(source.source_url!, source.format, signal)
-          : { input: storedUpload(source.upload_id!), format: source.format ?? 'csv', charset: 'utf-8' }
+          : { input: storedUpload(source.upload_id!), format: source.format ?? 'csv', charset: 'utf-8', compression: undefined }
+        const readAs = source.import_options
         await withoutStatementTimeout(sql, async (tx) => {
           // One attempt at a time (an expired attempt may still run beside its retry).
           const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-import:${id}`}, 0)) as locked`
           if (!locked) throw new Error(`another attempt of the import of data set ${id} is running`)
-          const counted = countBytes(input, options.maxBytes)
+          const counted = countBytes(decompressed(input, compression), options.maxBytes)
           const table = rowsTable(id)
-          const result = await importRows(tx, table, rowSource(format, counted, charset), {
+          const result = await importRows(tx, table, rowSource(format, counted, charset, readAs), {
+            types: readAs.types,
             // Outside the transaction, so that readers see the count while the import runs.
             onProgress: async (rows) => { if (!await datasets.recordProgress(id, rows)) throw new DatasetGone() },
           })

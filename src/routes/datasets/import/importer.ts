@@ -11,7 +11,7 @@ import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { setImmediate } from 'node:timers/promises'
 import type { TransactionSql } from 'postgres'
-import { fieldLiteral, isMissing, typeOf, widen, type ColumnType, type Value } from '../column-types.ts'
+import { chosenLiteral, fieldLiteral, isMissing, typeOf, widen, type ColumnType, type Value } from '../column-types.ts'
 import type { DatasetColumn } from '../schemas.ts'
 import type { RowsTable } from '../table.ts'
 import { InvalidDataError, type DataLocation } from './invalid-data.ts'
@@ -34,6 +34,8 @@ export interface ImportOptions {
   knownType?: (name: string) => ColumnType | undefined
   /** COPY … FREEZE (default true): only into a table created in this transaction. */
   freeze?: boolean
+  /** Column types the client chose (`?types=`), by column name: not inferred, never widened. */
+  types?: Readonly<Record<string, ColumnType>>
 }
 
 const SAMPLE_ROWS = 1_000
@@ -117,6 +119,19 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
   const types: Array<ColumnType | null> = []
   const nullable: boolean[] = []
   const where = (line: number): DataLocation => ({ [source.unit]: line })
+  const chosen = new Map(Object.entries(options.types ?? {}))
+  /** The chosen type of each column position, once its name is known. */
+  const chosenTypes: Array<ColumnType | undefined> = []
+  const choose = (): void => {
+    source.columns.forEach((name, index) => { chosenTypes[index] = chosen.get(name) })
+  }
+  /** Every chosen column must be one of the data's: checked once the header is read (or at the end, for JSON). */
+  const checkChosen = (): void => {
+    const unknown = [...chosen.keys()].filter((name) => !source.columns.includes(name))
+    if (unknown.length === 0) return
+    const location = source.headerLine === undefined ? {} : where(source.headerLine)
+    throw new InvalidDataError(`\`types\` names ${unknown.map((name) => `"${name}"`).join(', ')}, which the data has no column of (its columns: ${source.columns.slice(0, 20).map((name) => `"${name}"`).join(', ')}${source.columns.length > 20 ? ', …' : ''})`, location)
+  }
 
   // Read the sample with next(): breaking out of a for-await would close the generator.
   const batches = source.batches()
@@ -128,14 +143,16 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
   }
   // Columns the data set has already start at their type (an append), the others at none.
   source.columns.forEach((name, index) => { types[index] = options.knownType?.(name) ?? null })
+  if (source.headerLine !== undefined) checkChosen()
+  choose()
   for (const { values } of sample) {
     for (let index = 0; index < source.columns.length; index++) {
       const value = values[index]
-      if (!isMissing(value)) types[index] = widen(types[index] ?? null, typeOf(value!, source.valueKind))
+      if (!isMissing(value) && chosenTypes[index] === undefined) types[index] = widen(types[index] ?? null, typeOf(value!, source.valueKind))
     }
   }
   // A column with nothing but missing values in the sample starts as text (the widest).
-  const created = source.columns.map((_, index) => types[index] ?? 'text')
+  const created = source.columns.map((_, index) => chosenTypes[index] ?? types[index] ?? 'text')
   created.forEach((type, index) => { types[index] = type })
   await table.create(tx, created)
 
@@ -188,8 +205,12 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
           text += '\t\\N'
           continue
         }
-        const fitting = fieldLiteral(types[index]!, value!, source.valueKind)
+        const chosenType = chosenTypes[index]
+        const fitting = chosenType === undefined ? fieldLiteral(types[index]!, value!, source.valueKind) : chosenLiteral(chosenType, value!, source.valueKind)
         if (fitting === undefined) {
+          if (chosenType !== undefined && chosenType !== 'text') {
+            throw new InvalidDataError(`the value ${JSON.stringify(String(value).slice(0, 100))} of column "${source.columns[index]}" is not a ${chosenType}, the type \`types\` chose for it`, where(line))
+          }
           if (types[index] === 'text') throw new InvalidDataError(`the value of column "${source.columns[index]}" contains a character PostgreSQL cannot store (NUL, U+0000, or a lone UTF-16 surrogate)`, where(line))
           return at
         }
@@ -210,11 +231,12 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
       const current = types[index]
       if (current === undefined) {
         // A key first seen in a later JSON object: a new column, null in the rows before.
-        const added = widen(options.knownType?.(source.columns[index]!) ?? null, type) ?? 'text'
+        chosenTypes[index] = chosen.get(source.columns[index]!)
+        const added = chosenTypes[index] ?? widen(options.knownType?.(source.columns[index]!) ?? null, type) ?? 'text'
         types[index] = added
         nullable[index] = rows > 0 || type === null
         await alter(async () => { await table.addColumn(tx, index, added) })
-      } else if (type !== null && widen(current, type) !== current) {
+      } else if (type !== null && chosenTypes[index] === undefined && widen(current, type) !== current) {
         const wider = widen(current, type)!
         types[index] = wider
         await alter(async () => { await table.widenColumn(tx, index, wider) })
@@ -238,6 +260,7 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
   try {
     await writeBatch(sample)
     for (let next = await batches.next(); next.done !== true; next = await batches.next()) await writeBatch(next.value)
+    checkChosen()
     await closeCopy()
   } catch (error) {
     throw refusedRow(error, copyFirstRow, lines, source.unit) ?? error

@@ -1,72 +1,49 @@
-// Readers that turn an upload (CSV, NDJSON or a JSON array of objects) into batches of rows,
-// streaming: a batch is read only when the importer asks for it, so the upload is never held whole
-// in memory and a slow database slows the reading down (backpressure).
+// Readers that turn an upload (CSV or TSV, NDJSON, a JSON array of objects, the first sheet of an
+// Excel workbook: xlsx.ts) into batches of rows, streaming: a batch is read only when the importer
+// asks for it, so the upload is never held whole in memory and a slow database slows the reading
+// down (backpressure).
 //
 // Every row carries the line (CSV, NDJSON) or item (JSON array) it came from, so a malformed
 // upload is refused with "line 1234: …".
 import { Readable } from 'node:stream'
 import Papa from 'papaparse'
 import { streamArray } from 'stream-json/streamers/stream-array.js'
-import { literal, type Value, type ValueKind } from '../column-types.ts'
+import type { Value } from '../column-types.ts'
 import { decodeText } from './decode.ts'
 import type { Format } from './formats.ts'
 import { InvalidDataError, type DataLocation } from './invalid-data.ts'
+import { DELIMITERS, sniffDelimiter, type Delimiter, type TextOptions } from './options.ts'
+import { ColumnNames, type ParsedRow, type RowSource } from './row-source.ts'
+import { xlsxSource } from './xlsx.ts'
 
-/** A row as a source read it: its values, and the line (or JSON item) it came from. */
-export interface ParsedRow { line: number, values: Value[] }
-
-export interface RowSource {
-  /** Column names so far; JSON sources append a name when a later object brings a new key. */
-  readonly columns: string[]
-  readonly valueKind: ValueKind
-  /** Whether rows are numbered by line (CSV, NDJSON) or by item (JSON array), for error messages. */
-  readonly unit: 'line' | 'item'
-  batches: () => AsyncGenerator<ParsedRow[]>
-}
+export type { ParsedRow, RowSource } from './row-source.ts'
 
 const BATCH_ROWS = 1_000 // JSON sources; CSV batches are what one chunk of input holds
-const MAX_COLUMNS = 1_000
-const MAX_NAME_LENGTH = 200
 
-/** Names as given, made usable: trimmed, never empty, unique ("name", "name_2"), storable. */
-class ColumnNames {
-  readonly names: string[] = []
-  readonly #positions = new Map<string, number>()
-  readonly #taken = new Set<string>()
-
-  /** Appends a column (a CSV header field: two fields of one name are two columns). */
-  add (given: string, where: DataLocation): number {
-    if (this.names.length >= MAX_COLUMNS) throw new InvalidDataError(`more than ${MAX_COLUMNS} columns`, where)
-    if (literal('text', given) === undefined) throw new InvalidDataError(`column name ${this.names.length + 1} contains a character PostgreSQL cannot store (NUL, or a lone UTF-16 surrogate)`, where)
-    const base = [...given.trim()].slice(0, MAX_NAME_LENGTH).join('') || `column_${this.names.length + 1}`
-    let name = base
-    for (let suffix = 2; this.#taken.has(name.toLowerCase()); suffix++) name = `${[...base].slice(0, MAX_NAME_LENGTH - 8).join('')}_${suffix}`
-    this.#taken.add(name.toLowerCase())
-    this.names.push(name)
-    return this.names.length - 1
-  }
-
-  /** The position of the column a JSON key maps to, adding it if new. */
-  positionOf (key: string, where: DataLocation): number {
-    const known = this.#positions.get(key)
-    if (known !== undefined) return known
-    const position = this.add(key, where)
-    this.#positions.set(key, position)
-    return position
-  }
-}
-
-export function rowSource (format: Format, input: AsyncIterable<Buffer>, charset: string): RowSource {
+/**
+ * The rows of an upload in `format`. CSV's delimiter is the one `options` names, else sniffed from
+ * its first lines; TSV's is a tab unless `options` names another. A workbook is bytes, not text:
+ * `charset` does not apply to it.
+ */
+export function rowSource (format: Format, input: AsyncIterable<Buffer>, charset: string, options: TextOptions = {}): RowSource {
+  if (format === 'xlsx') return xlsxSource(input)
   const text = decodeText(input, charset)
-  return format === 'csv' ? csvSource(text) : jsonSource(format, text)
+  if (format === 'json' || format === 'ndjson') return jsonSource(format, text)
+  return csvSource(text, { ...options, delimiter: options.delimiter ?? (format === 'tsv' ? '\t' : undefined) })
 }
 
-function csvSource (input: AsyncIterable<string>): RowSource {
+// The delimiter is sniffed from this much text at most (or the whole upload, when shorter).
+const SNIFF_CHARS = 64 * 1024
+
+function csvSource (input: AsyncIterable<string>, options: TextOptions): RowSource {
   const header = new ColumnNames()
+  let delimiter: Delimiter | undefined = options.delimiter
+  const isDecimalComma = options.decimal === ','
   return {
     columns: header.names,
-    valueKind: 'text',
+    valueKind: isDecimalComma ? 'decimal-comma' : 'text',
     unit: 'line',
+    headerLine: 1,
     async * batches () {
       // papaparse's own stream reader ignores pause(), so the upload is read here, a chunk at a
       // time (pull: backpressure for free), and handed to its parser. A row cut by the end of a
@@ -79,7 +56,9 @@ function csvSource (input: AsyncIterable<string>): RowSource {
       const rowsOf = (text: string, last: boolean): ParsedRow[] => {
         if (parser === undefined) {
           const newline = lineBreak.end()
-          parser = new Papa.Parser({ delimiter: ',', newline })
+          // With decimal commas, a comma cannot be the delimiter (options.ts refuses it when named).
+          delimiter ??= sniffDelimiter(text, last, isDecimalComma ? DELIMITERS.filter((candidate) => candidate !== ',') : DELIMITERS)
+          parser = new Papa.Parser({ delimiter, newline })
           lineEnd = newline === '\r' ? '\r' : '\n'
         }
         const results = parser.parse(text, 0, !last) as Papa.ParseResult<string[]>
@@ -113,6 +92,7 @@ function csvSource (input: AsyncIterable<string>): RowSource {
         unparsed.push(chunk)
         unparsedLength += chunk.length
         if (lineBreak.found === undefined || unparsedLength < retryAt) continue
+        if (parser === undefined && delimiter === undefined && unparsedLength < SNIFF_CHARS) continue
         const text = pending + unparsed.join('')
         unparsed = []
         unparsedLength = 0
@@ -121,6 +101,13 @@ function csvSource (input: AsyncIterable<string>): RowSource {
         if (rows.length > 0) yield rows
       }
       pending += unparsed.join('')
+      if (parser === undefined && lineBreak.found !== undefined) {
+        // Text held back for the sniffing, all of it: parsed as the loop would have (the last
+        // row held back), so that a final line break ends a row rather than adding a blank one.
+        delimiter ??= sniffDelimiter(pending, true, isDecimalComma ? DELIMITERS.filter((candidate) => candidate !== ',') : DELIMITERS)
+        const rows = rowsOf(pending, false)
+        if (rows.length > 0) yield rows
+      }
       const rows = rowsOf(pending, true)
       if (rows.length > 0) yield rows
       if (header.names.length === 0) throw new InvalidDataError('the CSV is empty: a header line naming the columns comes first')
