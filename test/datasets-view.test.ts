@@ -352,7 +352,7 @@ function filterArb (table: ViewTable): fc.Arbitrary<Filter> {
   return fc.constantFrom(...VIEW_COLUMNS).chain((column) => {
     const present = table.rows.map((row) => row.values[column.name]).filter((value) => value !== null)
     const ops = OPERATORS.filter((op) => applies(column.type, op))
-    return fc.oneof({ weight: 12, arbitrary: fc.constantFrom(...ops) }, { weight: 1, arbitrary: fc.constantFrom(...OPERATORS) }).chain((op: Operator) => {
+    return fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...ops) }, { weight: 1, arbitrary: fc.constantFrom(...OPERATORS) }).chain((op: Operator) => {
       const existing = fc.constantFrom(...present).chain((value) => respell(column.type, value))
       const value = op === 'isnull'
         ? fc.constantFrom('true', 'false')

@@ -157,16 +157,17 @@ export interface Column { name: string, type: ColumnType }
 export interface OracleRow { number: number, values: Record<string, unknown>, output: Record<string, unknown> }
 export const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
-// Integers: their value, then a spelling (a sign, leading zeros: at most 18 digits).
+// Integers: their value, then a spelling (a sign). Never leading zeros: an import keeps `007` as
+// text (a code, not a number), so a column spelled with them would not be an integer column.
 export const integerValue = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom(0n, 1n, -1n, 7n, -7n, MAX_SAFE, -MAX_SAFE, MAX_SAFE - 1n, 1_000_000n) },
   { weight: 3, arbitrary: fc.bigInt({ min: -100n, max: 100n }) },
   { weight: 2, arbitrary: fc.bigInt({ min: -MAX_SAFE, max: MAX_SAFE }) },
 )
-export const integerText = (value: bigint): fc.Arbitrary<string> => fc.record({ plus: fc.boolean(), minus: fc.boolean(), zeros: fc.nat(3) }).map(({ plus, minus, zeros }) => {
+export const integerText = (value: bigint): fc.Arbitrary<string> => fc.record({ plus: fc.boolean(), minus: fc.boolean() }).map(({ plus, minus }) => {
   const digits = (value < 0n ? -value : value).toString()
   const sign = value < 0n || (value === 0n && minus) ? '-' : plus ? '+' : ''
-  return sign + '0'.repeat(Math.max(0, Math.min(zeros, 18 - digits.length))) + digits
+  return sign + digits
 })
 
 // Numerics: an exact decimal |n| < 10^(12+scale) × 10^-scale, then a spelling of it: moved point
@@ -186,7 +187,7 @@ export function spellDecimal ({ n, e }: Decimal, s: Spelling): string {
     after = 0
   }
   if (digits.length <= after) digits = '0'.repeat(after - digits.length + 1) + digits
-  const whole = digits.slice(0, digits.length - after)
+  const whole = digits.slice(0, digits.length - after).replace(/^0+(?=\d)/, '') // no leading zeros (see integerText)
   const fraction = digits.slice(digits.length - after)
   let text = after === 0 ? whole + (s.trailingDot ? '.' : '') : s.bareDot && whole === '0' ? `.${fraction}` : `${whole}.${fraction}`
   if (s.shift !== 0) text += `${s.upperE ? 'E' : 'e'}${s.shift < 0 ? '-' : s.exponentPlus ? '+' : ''}${Math.abs(s.shift)}`
