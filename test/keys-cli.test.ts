@@ -32,8 +32,8 @@ describe('data-api keys', () => {
     assert.notEqual(Buffer.from(stored!.hash as Buffer).toString('utf8'), key, 'only a hash is stored')
 
     const listed = await keys({}, 'list')
-    assert.equal(listed.stdout.split('\n')[0], 'id\tname\tprefix\tcreated\tstatus', 'a header row first')
-    assert.match(listed.stdout, new RegExp(`^${id}\\tci pipeline\\t${key.slice(0, 12)}…\\t.*\\tactive$`, 'm'))
+    assert.equal(listed.stdout.split('\n')[0], 'id\tname\tprefix\trole\tcreated\tstatus', 'a header row first')
+    assert.match(listed.stdout, new RegExp(`^${id}\\tci pipeline\\t${key.slice(0, 12)}…\\towner\\t.*\\tactive$`, 'm'))
     assert.doesNotMatch(listed.stdout, new RegExp(key), 'list never shows a key')
 
     assert.equal((await keys({}, 'revoke', String(id))).code, 0)

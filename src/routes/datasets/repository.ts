@@ -9,9 +9,35 @@ import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'
 import type { Format } from './import/formats.ts'
 import type { DataLocation } from './import/invalid-data.ts'
-import type { Dataset, DatasetColumn, DatasetSource, DatasetStats } from './schemas.ts'
+import type { ChangeKind, Dataset, DatasetChange, DatasetColumn, DatasetSource, DatasetStats } from './schemas.ts'
 
 export type DatasetsRepository = ReturnType<typeof createDatasetsRepository>
+
+/** One write of a data set, for its history (GET /datasets/{id}/changes). */
+export interface NewChange {
+  datasetId: number
+  kind: ChangeKind
+  /** The key that wrote; null for the demo seed. */
+  apiKeyId: number | null
+  /** Rows the write added, removed or changed; null when it touched none (a rename). */
+  rows: number | null
+  /** What the write was: its source, its filters, the columns it renamed… (JSON). */
+  details: Record<string, unknown>
+}
+
+/**
+ * Records a write in the data set's history, inside the transaction of the write itself, so that
+ * the history holds exactly the writes that committed. Every write of a data set calls it: create,
+ * row deletes, PATCH here; append, upsert and replace where they are built.
+ */
+export async function recordChange (tx: TransactionSql, change: NewChange): Promise<void> {
+  await tx`
+    insert into dataset_changes (dataset_id, kind, api_key_id, rows, details)
+    values (${change.datasetId}, ${change.kind}, ${change.apiKeyId}, ${change.rows}, ${tx.json(change.details as Parameters<typeof tx.json>[0])})`
+}
+
+/** Who owns a data set and what state it is in, read under a row lock that serialises its writes. */
+export interface WriteTarget { status: Dataset['status'], createdBy: number | null, rows: number }
 
 export interface NewDataset { name: string, description?: string, createdBy?: number }
 
@@ -47,6 +73,11 @@ export function createDatasetsRepository (sql: Sql) {
       return signal === undefined ? await query : await cancellable(query, signal)
     },
 
+    /** The columns, read in the caller's transaction (a write's, holding lockForWrite). */
+    async columnsIn (tx: TransactionSql, id: number): Promise<DatasetColumn[]> {
+      return await tx<DatasetColumn[]>`select position, name, type, nullable from dataset_columns where dataset_id = ${id} order by position`
+    },
+
     async stats (id: number, signal: AbortSignal): Promise<{ stats: DatasetStats, computed_at: Date } | undefined> {
       const [row] = await cancellable(sql<Array<{ stats: DatasetStats, computed_at: Date }>>`
         select stats, computed_at from dataset_stats where dataset_id = ${id}`, signal)
@@ -75,16 +106,79 @@ export function createDatasetsRepository (sql: Sql) {
 
     lockImporting,
 
+    /**
+     * Locks a data set's row until the transaction ends, so that writes of one data set (row
+     * deletes, PATCH, DELETE) take turns; undefined when there is no such data set.
+     */
+    async lockForWrite (tx: TransactionSql, id: number): Promise<WriteTarget | undefined> {
+      const [row] = await tx<[{ status: Dataset['status'], created_by: number | null, rows: number }?]>`
+        select status, created_by, rows from datasets where id = ${id} for update`
+      return row === undefined ? undefined : { status: row.status, createdBy: row.created_by === null ? null : Number(row.created_by), rows: Number(row.rows) }
+    },
+
+    /**
+     * A write of the rows committed: the row count moves by `delta` and `updated_at` with it (the
+     * version the totals and facets kept in memory go by; the trigger of migration 0007 announces
+     * it), and the statistics, now stale, go until the job computes them again.
+     */
+    async rowsChanged (tx: TransactionSql, id: number, delta: number): Promise<Dataset> {
+      const [row] = await tx<[Dataset]>`update datasets set rows = rows + ${delta}, updated_at = now() where id = ${id} returning ${datasetColumns}`
+      await tx`delete from dataset_stats where dataset_id = ${id}`
+      return row
+    },
+
+    /** New name and description (undefined: unchanged; a null description removes it), and a new version. */
+    async rename (tx: TransactionSql, id: number, change: { name?: string, description?: string | null }): Promise<Dataset> {
+      const [row] = await tx<[Dataset]>`
+        update datasets set
+          name = coalesce(${change.name ?? null}::text, name),
+          description = case when ${change.description !== undefined} then ${change.description ?? null}::text else description end,
+          updated_at = now()
+        where id = ${id} returning ${datasetColumns}`
+      return row
+    },
+
+    /**
+     * Writes new names and types of some columns (by position): deleted and written again in one
+     * go, so that two columns may swap names (a unique constraint is checked row by row). The
+     * statistics, keyed by name and computed for the old types, go until the job runs again.
+     */
+    async replaceColumns (tx: TransactionSql, id: number, columns: DatasetColumn[]): Promise<void> {
+      if (columns.length === 0) return
+      await tx`delete from dataset_columns where dataset_id = ${id} and position in ${tx(columns.map((column) => column.position))}`
+      await tx`insert into dataset_columns ${tx(columns.map((column) => ({ dataset_id: id, ...column })))}`
+      await tx`delete from dataset_stats where dataset_id = ${id}`
+    },
+
+    recordChange,
+
+    /** A page of a data set's history, newest first, before the change `before` (keyset by id). */
+    async changes (id: number, { limit, before }: { limit: number, before?: number }, signal: AbortSignal): Promise<DatasetChange[]> {
+      return await cancellable(sql<DatasetChange[]>`
+        select id, at, kind, api_key_id, rows, details from dataset_changes
+        where dataset_id = ${id} and id < ${before ?? Number.MAX_SAFE_INTEGER}
+        order by id desc limit ${limit}`, signal)
+    },
+
     /** The import's result, in the transaction that holds lockImporting: columns, row count, status ready, the upload's pieces gone. */
     async finishImport (tx: TransactionSql, id: number, uploadId: string | null, result: { rows: number, columns: DatasetColumn[], format: Format, bytes?: number }): Promise<Dataset> {
       if (result.columns.length > 0) {
         await tx`insert into dataset_columns ${tx(result.columns.map((column) => ({ dataset_id: id, ...column })))}`
       }
-      const [row] = await tx<[Dataset]>`
+      const [row] = await tx<[Dataset & { created_by: number | null }]>`
         update datasets set status = 'ready', rows = ${result.rows}, bytes = coalesce(${result.bytes ?? null}::int8, bytes), format = ${result.format}, error = null, upload_id = null, updated_at = now()
-        where id = ${id} returning ${datasetColumns}`
+        where id = ${id} returning ${datasetColumns}, created_by`
       if (uploadId !== null) await tx`delete from dataset_upload_pieces where upload_id = ${uploadId}`
-      return row
+      const { created_by: createdBy, ...dataset } = row
+      // The first entry of the history: the import, by the key that created the data set.
+      await recordChange(tx, {
+        datasetId: id,
+        kind: 'create',
+        apiKeyId: createdBy === null ? null : Number(createdBy),
+        rows: result.rows,
+        details: { source: dataset.source, format: result.format, bytes: Number(dataset.bytes), columns: result.columns.map(({ name, type }) => ({ name, type })), ...(dataset.source_url === null ? {} : { url: dataset.source_url }) },
+      })
+      return dataset
     },
 
     /** Rows so far of a running import, outside its transaction; false when the data set is gone. */
