@@ -44,6 +44,17 @@ describe('data-api keys', () => {
     assert.match(again.stderr, /no active key/)
   })
 
+  it('creates an admin key with --admin, listed with its role', async () => {
+    const created = await keys({}, 'create', '--name', 'ops', '--admin')
+    assert.equal(created.code, 0, created.stderr)
+    assert.match(created.stderr, /Admin API key/)
+    const holder = await createApiKeysRepository(sql).identify(created.stdout.trimEnd())
+    assert.equal(holder?.isAdmin, true)
+    assert.match((await keys({}, 'list')).stdout, new RegExp(`^${holder.id}\\tops\\t.*…\\tadmin\\t`, 'm'))
+    const plain = await createApiKeysRepository(sql).create('plain')
+    assert.equal((await createApiKeysRepository(sql).identify(plain.key))?.isAdmin, false)
+  })
+
   it('needs a name', async () => {
     const result = await keys({}, 'create')
     assert.notEqual(result.code, 0)

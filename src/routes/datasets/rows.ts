@@ -5,9 +5,11 @@
 // (`_sort=_rank`, best first), with the row number as tie-breaker; missing values come last in
 // both directions. The cursor holds the row
 // number of the last row sent and whether it had a sort key, so the next page starts right after it,
-// the key read back from that row (a data set's rows never change; a text key may be longer than a
-// URL can carry): no row is skipped or repeated between pages, and page 10,000 costs what page 1
-// does (an index range scan, no OFFSET). A page also stops once its values reach
+// the key read back from that row (a text key may be longer than a URL can carry): no row is
+// skipped or repeated between pages, and page 10,000 costs what page 1 does (an index range scan,
+// no OFFSET). Hazard: rows can be deleted (DELETE …/rows). Under a sort by a key, a cursor whose
+// last row was deleted since has no key to read back, and the next page comes back empty, ending
+// the walk early; in row order (no key) the walk goes on unharmed. A page also stops once its values reach
 // DATASET_PAGE_MAX_BYTES (with at least one row), so that memory per request stays bounded when
 // values are large.
 import type { Fragment } from 'postgres'
