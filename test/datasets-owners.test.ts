@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { buildTestApp } from './helpers/app.ts'
+import { until } from './helpers/http.ts'
 
 const SEED = Number(process.env.FC_SEED ?? 20_261_202)
 
@@ -41,6 +42,12 @@ async function get (url: string): Promise<any> {
   const response = await app.inject({ url })
   assert.equal(response.statusCode, 200, `${url}: ${response.body}`)
   return response.json()
+}
+
+/** The statistics jobs enqueued for a data set (the import's, then one per write). */
+async function statsJobs (id: number): Promise<number> {
+  const [{ count }] = await sql<[{ count: number }]>`select count(*)::int as count from pgboss.job where name = 'compute_dataset_stats' and data->>'dataset_id' = ${String(id)}`
+  return count
 }
 
 async function changesOf (id: number): Promise<any[]> {
@@ -188,7 +195,10 @@ describe('DELETE /datasets/{id}/rows', () => {
     }
     assert.match((await deleteRows(id, '')).body.detail, /at least one filter/)
     assert.equal((await get(`/datasets/${id}`)).dataset.rows, 3, 'nothing deleted')
+    assert.equal(await statsJobs(id), 1, 'the import\'s')
     assert.deepEqual((await deleteRows(id, '_q=red')).body, { deleted: 2 })
+    assert.equal(await statsJobs(id), 2, 'the statistics job runs again after the delete')
+    assert.deepEqual((await get(`/datasets/${id}`)).stats.columns, {}, 'stale statistics are gone until it has')
     assert.deepEqual((await get(`/datasets/${id}/rows`)).rows, [{ n: 2, t: 'green apple' }])
     assert.deepEqual((await deleteRows(id, 'n=42')).body, { deleted: 0 })
     assert.deepEqual((await changesOf(id)).map((change) => change.kind), ['delete_rows', 'create'], 'a delete of no row is no change')
@@ -224,6 +234,7 @@ describe('PATCH /datasets/{id}', () => {
     assert.deepEqual((await get(`/datasets/${id}/rows?zip=22`)).rows, [{ zip: '22', label: '2026-01-03', when: 'y' }])
     assert.deepEqual(await viewColumns(id), [['zip', 'text'], ['label', 'date'], ['when', 'text']])
     // Back: text to integer converts every value here.
+    assert.equal(await statsJobs(id), 2, 'the statistics job runs again after a column change')
     assert.equal((await patch(id, { columns: { zip: { type: 'integer' } } })).status, 200)
     assert.deepEqual((await get(`/datasets/${id}/rows?zip__gte=2`)).rows, [{ zip: 22, label: '2026-01-03', when: 'y' }])
     assert.deepEqual(await viewColumns(id), [['zip', 'bigint'], ['label', 'date'], ['when', 'text']])
@@ -322,5 +333,30 @@ describe('history: GET /datasets/{id}/changes', () => {
     assert.equal((await app.inject({ url: `/datasets/${id}/changes` })).statusCode, 404)
     const [{ left }] = await sql<[{ left: number }]>`select count(*)::int as left from dataset_changes where dataset_id = ${id}`
     assert.equal(left, 0)
+  })
+})
+
+describe('the statistics job after writes', () => {
+  it('computes the statistics again for the new rows, names and types, and search works on', async () => {
+    const working = await buildTestApp({ after }, { RATE_LIMIT_WRITES: '0' }, { worker: true })
+    const key = await createApiKeysRepository(working.sql).create('worker')
+    const headers = { authorization: `Bearer ${key.key}` }
+    const created = await working.app.inject({ method: 'POST', url: '/datasets?name=stats', headers: { ...headers, 'content-type': 'text/csv' }, payload: 'code,word,day\n1,red apple,2026-01-02\n2,green apple,2026-01-03\n3,red pear,2026-01-04\n' })
+    const id = created.json().dataset.id
+    const statsOf = async (): Promise<any> => (await working.app.inject({ url: `/datasets/${id}` })).json().stats
+    await until('the first statistics', async () => (await statsOf()).computed_at !== null)
+    const removed = await working.app.inject({ method: 'DELETE', url: `/datasets/${id}/rows?word__startswith=green`, headers })
+    assert.deepEqual(removed.json(), { deleted: 1 })
+    const retyped = await working.app.inject({ method: 'PATCH', url: `/datasets/${id}`, headers: { ...headers, 'content-type': 'application/json' }, payload: JSON.stringify({ columns: { code: { name: 'label', type: 'text' }, word: { name: 'words' } } }) })
+    assert.equal(retyped.statusCode, 200, retyped.body)
+    const stats = await until('the statistics of the new version', async () => {
+      const found = await statsOf()
+      return found.computed_at !== null && found.columns.label !== undefined ? found : undefined
+    })
+    assert.equal(stats.count, 2)
+    assert.deepEqual([stats.columns.label.type, stats.columns.label.count, stats.columns.words.count], ['text', 2, 2])
+    assert.equal(stats.columns.code, undefined)
+    const found = await working.app.inject({ url: `/datasets/${id}/rows?_q=3%20pear&_select=label` })
+    assert.deepEqual(found.json().rows, [{ label: '3' }], 'the search covers the column that became text')
   })
 })
