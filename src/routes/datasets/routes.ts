@@ -180,9 +180,9 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     schema: {
       tags: ['datasets'],
       summary: 'Delete a data set and its rows',
-      description: 'At once, also while it is imported (the import stops) or read (those reads are cancelled).',
+      description: 'At once, also while it is imported (the import stops) or read (those reads are cancelled). Its history (GET …/changes) goes with it. ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
-      response: { 204: Type.Null(), ...problemResponses(400, 401, 404, 503) },
+      response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404, 503) },
     },
   }, async (request, reply) => {
     if (!await datasets.remove(request.params.dataset_id, writerOf(request))) throw new Problem('not-found', `There is no data set ${request.params.dataset_id}.`)
