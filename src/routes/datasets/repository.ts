@@ -122,7 +122,8 @@ export function createDatasetsRepository (sql: Sql) {
      * it), and the statistics, now stale, go until the job computes them again.
      */
     async rowsChanged (tx: TransactionSql, id: number, delta: number): Promise<Dataset> {
-      const [row] = await tx<[Dataset]>`update datasets set rows = rows + ${delta}, updated_at = now() where id = ${id} returning ${datasetColumns}`
+      // Later than any version before, even one written by a transaction that began after this one.
+      const [row] = await tx<[Dataset]>`update datasets set rows = rows + ${delta}, updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond') where id = ${id} returning ${datasetColumns}`
       await tx`delete from dataset_stats where dataset_id = ${id}`
       return row
     },
@@ -133,7 +134,7 @@ export function createDatasetsRepository (sql: Sql) {
         update datasets set
           name = coalesce(${change.name ?? null}::text, name),
           description = case when ${change.description !== undefined} then ${change.description ?? null}::text else description end,
-          updated_at = now()
+          updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond')
         where id = ${id} returning ${datasetColumns}`
       return row
     },
