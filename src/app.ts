@@ -145,7 +145,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   if (origins.length > 0) {
     await app.register(cors, {
       origin: origins.includes('*') ? '*' : origins,
-      methods: ['GET', 'HEAD', 'POST', 'DELETE'],
+      methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
       allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'x-request-id'],
       exposedHeaders: ['location', 'link', 'retry-after', 'server-timing', 'x-request-id'],
       maxAge: 600,

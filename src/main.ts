@@ -122,22 +122,23 @@ const keys = program.command('keys').description('Manage the API keys that write
 keys.command('create')
   .description('Create a key and print it; it is shown this once and stored only as a hash')
   .requiredOption('--name <name>', 'who or what the key is for')
-  .action(async ({ name }: { name: string }) => {
-    const created = await withDatabase(async (sql) => await createApiKeysRepository(sql).create(name))
+  .option('--admin', 'an admin key: it may write (patch, delete, delete rows of) every data set, not only those it created, and the demo data set')
+  .action(async ({ name, admin }: { name: string, admin?: boolean }) => {
+    const created = await withDatabase(async (sql) => await createApiKeysRepository(sql).create(name, { isAdmin: admin === true }))
     if (created === undefined) return
     // stdout holds the key alone (logs and this note go to stderr): `… | tail -1` captures it.
-    console.error(`API key ${created.id} (${name}) created. It is not stored and will not be shown again:`)
+    console.error(`${admin === true ? 'Admin API key' : 'API key'} ${created.id} (${name}) created. It is not stored and will not be shown again:`)
     console.log(created.key)
   })
 
 keys.command('list')
-  .description('List keys (id, name, prefix, created, revoked)')
+  .description('List keys (id, name, prefix, role, created, status)')
   .action(async () => {
     const list = await withDatabase(async (sql) => await createApiKeysRepository(sql).list())
     if (list === undefined) return
-    console.log('id\tname\tprefix\tcreated\tstatus')
+    console.log('id\tname\tprefix\trole\tcreated\tstatus')
     for (const key of list) {
-      console.log(`${key.id}\t${key.name}\t${key.prefix}…\t${key.created_at.toISOString()}\t${key.revoked_at === null ? 'active' : `revoked ${key.revoked_at.toISOString()}`}`)
+      console.log(`${key.id}\t${key.name}\t${key.prefix}…\t${key.is_admin ? 'admin' : 'owner'}\t${key.created_at.toISOString()}\t${key.revoked_at === null ? 'active' : `revoked ${key.revoked_at.toISOString()}`}`)
     }
   })
 

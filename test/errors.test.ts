@@ -43,8 +43,8 @@ describe('problem responses', () => {
     const response = await app.inject({ method: 'PUT', url: '/datasets/12?x=1' })
     const body = assertProblem(response, 405)
     assert.equal(body.type, '/problems/method-not-allowed')
-    assert.equal(response.headers.allow, 'GET, HEAD, DELETE')
-    assert.equal(body.detail, '/datasets/12 does not answer PUT; it answers GET, HEAD, DELETE.')
+    assert.equal(response.headers.allow, 'GET, HEAD, PATCH, DELETE')
+    assert.equal(body.detail, '/datasets/12 does not answer PUT; it answers GET, HEAD, PATCH, DELETE.')
     assert.equal((await app.inject({ method: 'DELETE', url: '/healthz' })).headers.allow, 'GET, HEAD')
     assert.equal((await app.inject({ method: 'DELETE', url: '/no/such/route' })).statusCode, 404)
     // A body that cannot be read does not turn a miss into a 400.

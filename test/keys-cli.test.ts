@@ -32,8 +32,8 @@ describe('data-api keys', () => {
     assert.notEqual(Buffer.from(stored!.hash as Buffer).toString('utf8'), key, 'only a hash is stored')
 
     const listed = await keys({}, 'list')
-    assert.equal(listed.stdout.split('\n')[0], 'id\tname\tprefix\tcreated\tstatus', 'a header row first')
-    assert.match(listed.stdout, new RegExp(`^${id}\\tci pipeline\\t${key.slice(0, 12)}…\\t.*\\tactive$`, 'm'))
+    assert.equal(listed.stdout.split('\n')[0], 'id\tname\tprefix\trole\tcreated\tstatus', 'a header row first')
+    assert.match(listed.stdout, new RegExp(`^${id}\\tci pipeline\\t${key.slice(0, 12)}…\\towner\\t.*\\tactive$`, 'm'))
     assert.doesNotMatch(listed.stdout, new RegExp(key), 'list never shows a key')
 
     assert.equal((await keys({}, 'revoke', String(id))).code, 0)
@@ -42,6 +42,17 @@ describe('data-api keys', () => {
     const again = await keys({}, 'revoke', String(id))
     assert.equal(again.code, 1)
     assert.match(again.stderr, /no active key/)
+  })
+
+  it('creates an admin key with --admin, listed with its role', async () => {
+    const created = await keys({}, 'create', '--name', 'ops', '--admin')
+    assert.equal(created.code, 0, created.stderr)
+    assert.match(created.stderr, /Admin API key/)
+    const holder = await createApiKeysRepository(sql).identify(created.stdout.trimEnd())
+    assert.equal(holder?.isAdmin, true)
+    assert.match((await keys({}, 'list')).stdout, new RegExp(`^${holder.id}\\tops\\t.*…\\tadmin\\t`, 'm'))
+    const plain = await createApiKeysRepository(sql).create('plain')
+    assert.equal((await createApiKeysRepository(sql).identify(plain.key))?.isAdmin, false)
   })
 
   it('needs a name', async () => {

@@ -53,6 +53,23 @@ describe('OpenAPI and docs', () => {
     assert.match(JSON.stringify(keyParameter), /"examples?"/, 'POST /datasets?key= has an example')
   })
 
+  it('documents the writes of data sets and their history, with examples', async () => {
+    const spec = (await app.inject({ url: '/openapi.json' })).json()
+    const patch = spec.paths['/datasets/{dataset_id}'].patch
+    assert.match(patch.description, /admin key/)
+    assert.ok(patch.responses['403'], 'PATCH declares its 403')
+    const media = patch.requestBody.content['application/json']
+    assert.ok(Object.keys(media.examples).length >= 2, 'the PATCH body has examples')
+    assert.ok(media.schema.properties.columns.description.length > 0)
+    const deleteRows = spec.paths['/datasets/{dataset_id}/rows'].delete
+    assert.ok(deleteRows.responses['403'] && deleteRows.responses['400'])
+    assert.deepEqual(deleteRows.responses['200'].content['application/json'].example, { deleted: 42 })
+    assert.ok(deleteRows.parameters.some((parameter: { name: string }) => parameter.name === '_q'))
+    const changes = spec.paths['/datasets/{dataset_id}/changes'].get
+    assert.ok(changes.responses['200'].content['application/json'].schema.properties.changes.items.examples.length > 0)
+    assert.ok(spec.paths['/datasets/{dataset_id}'].delete.responses['403'], 'DELETE declares its 403')
+  })
+
   it('serves /docs from installed packages, with no external scripts, styles or fonts', async () => {
     const response = await app.inject({ url: '/docs/' })
     assert.equal(response.statusCode, 200)

@@ -11,6 +11,7 @@ export const PROBLEM_TYPES = {
   'invalid-data': { status: 400, title: 'Invalid data', description: 'An uploaded data set could not be read; `line` (CSV, NDJSON) or `item` (JSON array) says where. Nothing of it was kept.' },
   'url-not-allowed': { status: 400, title: 'URL not allowed', description: 'The URL is not http(s), or its host resolves to a loopback, private, link-local or otherwise internal address; `reason` says which.' },
   'unauthorized': { status: 401, title: 'Unauthorized', description: 'The request needs a valid API key.' },
+  'forbidden': { status: 403, title: 'Forbidden', description: 'The API key is valid but may not do this: a data set is written only by the key that created it or by an admin key (`data-api keys create --admin`); `detail` says why.' },
   'request-timeout': { status: 408, title: 'Request timeout', description: 'The request headers (`HEADERS_TIMEOUT_MS`) or the whole request (`REQUEST_TIMEOUT_MS`) did not arrive in time; the connection was closed.' },
   'not-found': { status: 404, title: 'Not found', description: 'No route or resource answers to this URL.' },
   'method-not-allowed': { status: 405, title: 'Method not allowed', description: 'The path exists, but not for this method; `Allow` lists the methods it answers to.' },

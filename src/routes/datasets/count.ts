@@ -5,8 +5,8 @@
 // the planner's row estimate of the filtered query: `explain (format json)` sent with the filters'
 // values as bound parameters (postgres.js sends EXPLAIN through the extended protocol like any
 // query, so the planner sees the values, as in a custom plan), which costs planning only. Without
-// filters no query is needed: the data set's row count is the total (writes change it in the transaction
-// that changes the rows: writes.ts).
+// filters no query is needed: the data set's row count is the total (every write of rows moves it
+// in the transaction of the write: writes.ts, and DELETE …/rows through repository.ts rowsChanged).
 import type { Fragment } from 'postgres'
 import type { Sql } from '../../db/pool.ts'
 import { cancellable } from '../../lib/concurrency.ts'

@@ -10,7 +10,7 @@ import { cancellable } from '../../lib/concurrency.ts'
 import type { Format } from './import/formats.ts'
 import type { DataLocation } from './import/invalid-data.ts'
 import type { ImportOptions } from './import/options.ts'
-import type { Dataset, DatasetColumn, DatasetSource, DatasetStats, DatasetWrite, OnConflict, WriteKind } from './schemas.ts'
+import type { ChangeKind, Dataset, DatasetChange, DatasetColumn, DatasetSource, DatasetStats, DatasetWrite, OnConflict, WriteKind } from './schemas.ts'
 
 export type DatasetsRepository = ReturnType<typeof createDatasetsRepository>
 
@@ -20,6 +20,36 @@ export interface NewDataset { name: string, description?: string, createdBy?: nu
 export interface WriteSource { id: number, dataset_id: number, kind: WriteKind, status: DatasetWrite['status'], format: Format, on_conflict: OnConflict | null, strict_columns: boolean, upload_id: string | null }
 
 export interface WriteCounts { inserted: number, updated: number, ignored: number }
+
+/** One write of a data set, for its history (GET /datasets/{id}/changes). */
+export interface NewChange {
+  datasetId: number
+  kind: ChangeKind
+  /** The key that wrote; null for the demo seed. */
+  apiKeyId: number | null
+  /** Rows the write added, removed or changed; null when it touched none (a rename). */
+  rows: number | null
+  /** What the write was: its source, its filters, the columns it renamed… (JSON). */
+  details: Record<string, unknown>
+}
+
+/**
+ * Records a write in the data set's history, inside the transaction of the write itself, so that
+ * the history holds exactly the writes that committed. Every write of a data set calls it: create,
+ * row deletes, PATCH here; append, upsert and replace where they are built.
+ */
+export async function recordChange (tx: TransactionSql, change: NewChange): Promise<void> {
+  await tx`
+    insert into dataset_changes (dataset_id, kind, api_key_id, rows, details)
+    values (${change.datasetId}, ${change.kind}, ${change.apiKeyId}, ${change.rows}, ${tx.json(change.details as Parameters<typeof tx.json>[0])})`
+}
+
+/** Who owns a data set and what state it is in, read under a row lock that serialises its writes. */
+export interface WriteTarget { status: Dataset['status'], createdBy: number | null, rows: number }
+
+/** A data set locked for a write: as the API shows it, and who owns it. */
+export type LockedDataset = Dataset & Pick<WriteTarget, 'createdBy'>
+
 
 /** What an import job needs to know of its data set. */
 export interface ImportSource { status: Dataset['status'], source: DatasetSource, source_url: string | null, format: Format | null, upload_id: string | null, key: string[] | null, import_options: ImportOptions }
@@ -54,6 +84,11 @@ export function createDatasetsRepository (sql: Sql) {
       return signal === undefined ? await query : await cancellable(query, signal)
     },
 
+    /** The columns, read in the caller's transaction (a write's, holding lockForWrite). */
+    async columnsIn (tx: TransactionSql, id: number): Promise<DatasetColumn[]> {
+      return await tx<DatasetColumn[]>`select position, name, type, nullable from dataset_columns where dataset_id = ${id} order by position`
+    },
+
     async stats (id: number, signal: AbortSignal): Promise<{ stats: DatasetStats, computed_at: Date } | undefined> {
       const [row] = await cancellable(sql<Array<{ stats: DatasetStats, computed_at: Date }>>`
         select stats, computed_at from dataset_stats where dataset_id = ${id}`, signal)
@@ -82,16 +117,71 @@ export function createDatasetsRepository (sql: Sql) {
 
     lockImporting,
 
+    /**
+     * A write of the rows committed: the row count moves by `delta` and `updated_at` with it (the
+     * version the totals and facets kept in memory go by; the trigger of migration 0007 announces
+     * it), and the statistics, now stale, go until the job computes them again.
+     */
+    async rowsChanged (tx: TransactionSql, id: number, delta: number): Promise<Dataset> {
+      // Later than any version before, even one written by a transaction that began after this one.
+      const [row] = await tx<[Dataset]>`update datasets set rows = rows + ${delta}, updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond') where id = ${id} returning ${datasetColumns}`
+      await tx`delete from dataset_stats where dataset_id = ${id}`
+      return row
+    },
+
+    /** New name and description (undefined: unchanged; a null description removes it), and a new version. */
+    async rename (tx: TransactionSql, id: number, change: { name?: string, description?: string | null }): Promise<Dataset> {
+      const [row] = await tx<[Dataset]>`
+        update datasets set
+          name = coalesce(${change.name ?? null}::text, name),
+          description = case when ${change.description !== undefined} then ${change.description ?? null}::text else description end,
+          updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond')
+        where id = ${id} returning ${datasetColumns}`
+      return row
+    },
+
+    /**
+     * Writes new names and types of some columns (by position): deleted and written again in one
+     * go, so that two columns may swap names (a unique constraint is checked row by row). The
+     * statistics, keyed by name and computed for the old types, go until the job runs again.
+     */
+    /** Columns changed by a PATCH (their names or types), by position; the statistics go with them. */
+    async updateColumns (tx: TransactionSql, id: number, columns: DatasetColumn[]): Promise<void> {
+      if (columns.length === 0) return
+      await tx`delete from dataset_columns where dataset_id = ${id} and position in ${tx(columns.map((column) => column.position))}`
+      await tx`insert into dataset_columns ${tx(columns.map((column) => ({ dataset_id: id, ...column })))}`
+      await tx`delete from dataset_stats where dataset_id = ${id}`
+    },
+
+    recordChange,
+
+    /** A page of a data set's history, newest first, before the change `before` (keyset by id). */
+    async changes (id: number, { limit, before }: { limit: number, before?: number }, signal: AbortSignal): Promise<DatasetChange[]> {
+      return await cancellable(sql<DatasetChange[]>`
+        select id, at, kind, api_key_id, rows, details from dataset_changes
+        where dataset_id = ${id} and id < ${before ?? Number.MAX_SAFE_INTEGER}
+        order by id desc limit ${limit}`, signal)
+    },
+
     /** The import's result, in the transaction that holds lockImporting: columns, row count, status ready, the upload's pieces gone. */
     async finishImport (tx: TransactionSql, id: number, uploadId: string | null, result: { rows: number, columns: DatasetColumn[], format: Format, bytes?: number }): Promise<Dataset> {
       if (result.columns.length > 0) {
         await tx`insert into dataset_columns ${tx(result.columns.map((column) => ({ dataset_id: id, ...column })))}`
       }
-      const [row] = await tx<[Dataset]>`
+      const [row] = await tx<[Dataset & { created_by: number | null }]>`
         update datasets set status = 'ready', rows = ${result.rows}, bytes = coalesce(${result.bytes ?? null}::int8, bytes), format = ${result.format}, error = null, upload_id = null, updated_at = now()
-        where id = ${id} returning ${datasetColumns}`
+        where id = ${id} returning ${datasetColumns}, created_by`
       if (uploadId !== null) await tx`delete from dataset_upload_pieces where upload_id = ${uploadId}`
-      return row
+      const { created_by: createdBy, ...dataset } = row
+      // The first entry of the history: the import, by the key that created the data set.
+      await recordChange(tx, {
+        datasetId: id,
+        kind: 'create',
+        apiKeyId: createdBy === null ? null : Number(createdBy),
+        rows: result.rows,
+        details: { source: dataset.source, format: result.format, bytes: Number(dataset.bytes), columns: result.columns.map(({ name, type }) => ({ name, type })), ...(dataset.source_url === null ? {} : { url: dataset.source_url }) },
+      })
+      return dataset
     },
 
     /** Rows so far of a running import, outside its transaction; false when the data set is gone. */
@@ -112,15 +202,22 @@ export function createDatasetsRepository (sql: Sql) {
       })
     },
 
-    /** A data set locked against other writes until the transaction ends (each write takes it before it changes rows or columns). */
-    async lockForWrite (tx: TransactionSql, id: number): Promise<Dataset | undefined> {
-      const [row] = await tx<[Dataset?]>`select ${datasetColumns} from datasets where id = ${id} for update`
-      return row
+    /** Who owns a data set and its state, without a lock: the check before a write's body is read (an owner never changes). */
+    async writeTarget (id: number): Promise<WriteTarget | undefined> {
+      const [row] = await sql<[{ status: Dataset['status'], created_by: number | null, rows: number }?]>`select status, created_by, rows from datasets where id = ${id}`
+      return row === undefined ? undefined : { status: row.status, createdBy: row.created_by === null ? null : Number(row.created_by), rows: Number(row.rows) }
     },
 
-    /** The data set's columns as the transaction sees them now. */
-    async columnsIn (tx: TransactionSql, id: number): Promise<DatasetColumn[]> {
-      return await tx<DatasetColumn[]>`select position, name, type, nullable from dataset_columns where dataset_id = ${id} order by position`
+    /**
+     * A data set locked against other writes until the transaction ends (each write takes it
+     * before it changes rows or columns: appends, replaces, row deletes, PATCH, DELETE), with its
+     * owner; undefined when there is no such data set.
+     */
+    async lockForWrite (tx: TransactionSql, id: number): Promise<LockedDataset | undefined> {
+      const [row] = await tx<[(Dataset & { created_by: number | null })?]>`select ${datasetColumns}, created_by from datasets where id = ${id} for update`
+      if (row === undefined) return undefined
+      const { created_by: createdBy, ...dataset } = row
+      return { ...dataset, createdBy: createdBy === null ? null : Number(createdBy) }
     },
 
     async addColumn (tx: TransactionSql, id: number, column: DatasetColumn): Promise<void> {

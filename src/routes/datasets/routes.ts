@@ -8,7 +8,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import Type from 'typebox'
 import Value from 'typebox/value'
-import { apiKeyOf } from '../../auth/require-key.ts'
+import { apiKeyOf, keyHolderOf } from '../../auth/require-key.ts'
 import { Problem } from '../../lib/errors.ts'
 import { abortOnDisconnect } from '../../lib/request-signal.ts'
 import { problemResponses } from '../../lib/schemas.ts'
@@ -20,9 +20,9 @@ import { ROWS_PARAMETERS } from './rows.ts'
 import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
 import { charsetOf, contentEncodingOf, FORMATS, formatOf, isGzipFile, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
 import { importOptionsOf, type ImportOptions } from './import/options.ts'
-import { AggregatePage, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNamingQuery, KeyParameter, OnConflict, RowsPage, UploadQuery, UrlImport } from './schemas.ts'
+import { AggregatePage, DatasetChanges, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNamingQuery, DatasetPatch, KeyParameter, OnConflict, RowsDeleted, RowsPage, UploadQuery, UrlImport } from './schemas.ts'
 import type { DatasetDetail as DatasetDetailType } from './schemas.ts'
-import type { DatasetService, Naming, Upload } from './service.ts'
+import { DELETE_ROWS_PARAMETERS, type DatasetService, type Naming, type Upload, type Writer } from './service.ts'
 
 export interface DatasetRouteOptions {
   datasets: DatasetService
@@ -38,6 +38,17 @@ const WRITE_BODY_EXAMPLES = {
   'application/json': [{ country: 'NO', year: 2026, value: 5.4 }, { country: 'SE', year: 2026, value: 4.9 }],
   'application/x-ndjson': '{"country":"NO","year":2026,"value":5.4}\n{"country":"SE","year":2026,"value":4.9}\n',
 }
+
+const OWNERSHIP_RULE = 'Only the API key that created the data set, or an admin key (`data-api keys create --admin`), may do this; another key gets 403 `forbidden`. ' +
+  'The demo data set has no owner: only admin keys may write it.'
+
+/** The key of a request its preHandler admitted (requireKey runs before every write). */
+function writerOf (request: FastifyRequest): Writer {
+  const holder = keyHolderOf(request)
+  if (holder === undefined) throw new Problem('unauthorized', 'This route needs an API key.')
+  return { keyId: holder.id, isAdmin: holder.isAdmin }
+}
+
 const PARAMETER_RULE = 'Parameters that start with `_` (and hold no `__`) are the API\'s own; the bare names (`limit`, `sort` …) mean the same unless the data set ' +
   'has a column of that name, which they then filter. Every other parameter is a filter; a column whose name starts with `_` is filtered with its operator written out (`_id__eq=3`).'
 
@@ -209,7 +220,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     },
   }, async (request, reply) => {
     const upload = await readWriteUpload(request)
-    const detail = await datasets.append(request.params.dataset_id, upload, { onConflict: request.query.on_conflict, strict: request.query.columns === 'strict' })
+    const detail = await datasets.append(request.params.dataset_id, upload, { onConflict: request.query.on_conflict, strict: request.query.columns === 'strict' }, writerOf(request))
     return await sendWritten(reply, detail)
   })
 
@@ -230,7 +241,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     },
   }, async (request, reply) => {
     const upload = await readWriteUpload(request)
-    return await sendWritten(reply, await datasets.replace(request.params.dataset_id, upload))
+    return await sendWritten(reply, await datasets.replace(request.params.dataset_id, upload, writerOf(request)))
   })
 
   // The one JSON body of this plugin that is read whole and validated by its schema.
@@ -250,7 +261,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         body: DatasetKey,
         response: { 200: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
       },
-    }, async (request) => await datasets.setKey(request.params.dataset_id, request.body.key))
+    }, async (request) => await datasets.setKey(request.params.dataset_id, request.body.key, writerOf(request)))
   })
 
   app.delete('/datasets/:dataset_id', {
@@ -258,13 +269,79 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     schema: {
       tags: ['datasets'],
       summary: 'Delete a data set and its rows',
-      description: 'At once, also while it is imported (the import stops) or read (those reads are cancelled).',
+      description: 'At once, also while it is imported (the import stops) or read (those reads are cancelled). Its history (GET …/changes) goes with it. ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
-      response: { 204: Type.Null(), ...problemResponses(400, 401, 404, 503) },
+      response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404, 503) },
     },
   }, async (request, reply) => {
-    if (!await datasets.remove(request.params.dataset_id)) throw new Problem('not-found', `There is no data set ${request.params.dataset_id}.`)
+    if (!await datasets.remove(request.params.dataset_id, writerOf(request))) throw new Problem('not-found', `There is no data set ${request.params.dataset_id}.`)
     return await reply.code(204).send(null)
+  })
+
+  app.delete('/datasets/:dataset_id/rows', {
+    ...writeAccess,
+    schema: {
+      tags: ['datasets'],
+      summary: 'Delete the rows a filter selects',
+      description: `${PARAMETER_RULE} Exactly the filters and \`_q\` search of GET /datasets/{id}/rows (\`column__op=value\`, \`column=value\`, \`_q=words\`): ` +
+        'the rows deleted are the rows that GET would list. At least one filter (or `_q`) is required: without one the answer is 400 (delete the data set to delete every row). ' +
+        'One transaction: the rows, the data set\'s `rows` and `updated_at`, and its history entry (`delete_rows`, with the filters) commit together; ' +
+        'the statistics are computed again by a job (`stats.columns` is empty until then). A delete that selects no row changes nothing. ' + OWNERSHIP_RULE,
+      params: Type.Object({ dataset_id: DatasetId }),
+      querystring: viewQuerystring(DELETE_ROWS_PARAMETERS),
+      response: { 200: RowsDeleted, ...problemResponses(400, 401, 403, 404, 409, 503) },
+    },
+  }, async (request) => await datasets.deleteRows(request.params.dataset_id, request.query, writerOf(request)))
+
+  app.get('/datasets/:dataset_id/changes', {
+    ...readAccess,
+    schema: {
+      tags: ['datasets'],
+      summary: 'The history of a data set\'s writes, newest first',
+      description: 'One entry per write that committed: `create` (the import), `delete_rows`, `patch` (and appends, upserts, replaces), each with its time, the id of the API key ' +
+        'that wrote (null for the demo data set), the rows it touched and what it was (`details`). Keyset-paged: follow `next_cursor`. The history lives as long as its data set: ' +
+        'deleting the data set deletes it.',
+      params: Type.Object({ dataset_id: DatasetId }),
+      querystring: Type.Object({
+        limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, examples: [20] }),
+        cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$', description: 'The `next_cursor` of the previous page', examples: ['17'] })),
+      }),
+      response: { 200: DatasetChanges, ...problemResponses(400, ...keyNeeded(true), 404, 503) },
+    },
+  }, async (request, reply) => {
+    const { limit, cursor } = request.query
+    return await datasets.changes(request.params.dataset_id, { limit, before: cursor === undefined ? undefined : Number(cursor) }, abortOnDisconnect(reply))
+  })
+
+  // PATCH takes a small JSON body, parsed and validated as usual: in a context of its own, since
+  // this plugin hands JSON bodies over as streams (uploads). Any other type is a 415.
+  await app.register(async (patchContext) => {
+    patchContext.removeAllContentTypeParsers()
+    patchContext.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+      try {
+        // JSON.parse keeps a key "__proto__" as a plain key: a column may be called that.
+        done(null, JSON.parse(body as string))
+      } catch {
+        done(new Problem('bad-request', 'The body is not valid JSON.'), undefined)
+      }
+    })
+    patchContext.withTypeProvider<TypeBoxTypeProvider>().patch('/datasets/:dataset_id', {
+      preHandler: options.requireKey,
+      schema: {
+        tags: ['datasets'],
+        summary: 'Rename a data set, edit its description, rename columns, change their types',
+        description: 'A JSON object with any of `name`, `description` (null removes it) and `columns`, which maps a column\'s current name to its new `name` and/or `type` ' +
+          '(`{"columns": {"born": {"name": "birthday", "type": "date"}}}`). Changes apply together, in one transaction: names after the change must be unique (two columns may swap names), ' +
+          'and a new name is 1 to 1000 characters without NUL. A type change converts each value from its text as the API sends it by the codec of the new type, the rule that reads ' +
+          'filter values (`"2026-01-02"` converts to a date, `"1.5"` not to an integer, anything to text); the first value that does not convert is a 400 with its `row` (row number) ' +
+          'and `value`, and nothing is changed. The view of POST /datasets/sql follows the new names and types; the statistics are computed again by a job. ' +
+          'Answers the data set as GET /datasets/{id} does. ' + OWNERSHIP_RULE,
+        params: Type.Object({ dataset_id: DatasetId }),
+        body: DatasetPatch,
+        consumes: ['application/json'],
+        response: { 200: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 415, 503) },
+      },
+    }, async (request, reply) => await datasets.patch(request.params.dataset_id, request.body, writerOf(request), abortOnDisconnect(reply)))
   })
 }
 

@@ -9,7 +9,9 @@
 // skipped or repeated between pages, and page 10,000 costs what page 1 does (an index range scan,
 // no OFFSET). That holds while the data set is unchanged, and across appends (new rows come after
 // the last row number); an upsert that changes the sort key of the last row sent, or a replace,
-// moves the walk (writes.ts). A page also stops once its values reach
+// moves the walk (writes.ts). Under a sort by a key, a cursor whose last row was deleted since
+// (DELETE …/rows) has no key to read back, and the next page comes back empty, ending the walk
+// early; in row order the walk goes on unharmed. A page also stops once its values reach
 // DATASET_PAGE_MAX_BYTES (with at least one row), so that memory per request stays bounded when
 // values are large.
 import type { Fragment } from 'postgres'

@@ -13,7 +13,7 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T)
  * left out every key holding one: a column named "a\nb" (a quoted CSV header) vanished from its
  * rows and its statistics.
  */
-const ByColumnName = <T extends TSchema>(value: T, options: { description?: string } = {}) =>
+const ByColumnName = <T extends TSchema>(value: T, options: { description?: string, minProperties?: number } = {}) =>
   Type.Unsafe<Record<string, Static<T>>>({ type: 'object', additionalProperties: value, ...options })
 
 export const DatasetId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Data set id' })
@@ -212,3 +212,63 @@ export const UrlImport = Type.Object({
   ...DatasetNaming,
   format: Type.Optional(FormatSchema),
 }, { additionalProperties: false, description: '`format` defaults to the one the response\'s Content-Type or the URL\'s extension names' })
+
+/** The longest column name a PATCH gives (imports take their header's names as they are). */
+export const MAX_COLUMN_NAME_CHARS = 1000
+
+export const ColumnPatch = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_COLUMN_NAME_CHARS, description: 'The column\'s new name: unique in the data set, no NUL character' })),
+  type: Type.Optional(ColumnTypeSchema),
+}, { additionalProperties: false, minProperties: 1, description: 'What changes of the column: its `name`, its `type`, or both' })
+export type ColumnPatch = Static<typeof ColumnPatch>
+
+export const DatasetPatch = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The data set\'s new name' })),
+  // Null first: Ajv's type coercion would make null "" when the string came first.
+  description: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 2000 })], { description: 'The new description; null removes it' })),
+  columns: Type.Optional(ByColumnName(ColumnPatch, {
+    minProperties: 1,
+    description: 'Changes of columns, keyed by each column\'s current name. All of them apply at once: names are read before any rename (so two columns may swap names), ' +
+      'and the names after must be unique. A type change converts every value as a filter value of the new type is read (`"2026-01-02"` becomes a date, `"1.5"` does not become an integer): ' +
+      'when one does not convert, the answer is 400 naming the first such row (`row`, its row number) and its `value`, and nothing is changed.',
+  })),
+}, {
+  additionalProperties: false,
+  minProperties: 1,
+  description: 'Fields left out stay as they are.',
+  examples: [
+    { name: 'people 2026', description: 'Staff list, January' },
+    { columns: { born: { name: 'birthday', type: 'date' }, score: { type: 'numeric' } } },
+  ],
+})
+export type DatasetPatch = Static<typeof DatasetPatch>
+
+export const RowsDeleted = Type.Object({
+  deleted: Type.Integer({ minimum: 0, description: 'Rows deleted' }),
+}, { examples: [{ deleted: 42 }] })
+
+export const ChangeKind = Type.Union([
+  Type.Literal('create'), Type.Literal('delete_rows'), Type.Literal('patch'), Type.Literal('append'), Type.Literal('upsert'), Type.Literal('replace'),
+], { description: '`create`: the import; `delete_rows`: DELETE /datasets/{id}/rows; `patch`: PATCH /datasets/{id}; `append`, `upsert`, `replace`: writes of rows' })
+export type ChangeKind = Static<typeof ChangeKind>
+
+export const DatasetChange = Type.Object({
+  id: Type.Integer({ description: 'Increases with each change (of any data set)' }),
+  at: DateTime,
+  kind: ChangeKind,
+  api_key_id: Nullable(Type.Integer({ description: 'The id of the API key that wrote (as `data-api keys list` shows it); null for the demo data set' })),
+  rows: Nullable(Type.Integer({ description: 'Rows added, deleted or changed; null when no row was (a rename)' })),
+  details: Type.Unsafe<Record<string, unknown>>({
+    type: 'object',
+    additionalProperties: true,
+    description: 'What the write was: `create` its `source`, `format`, `bytes` and `columns`; `delete_rows` its `filters` (`[[parameter, value]…]`) and `q`; `patch` the fields it changed (`name`, `description`, `columns: {old: {name?, type?, from_type?}}`)',
+  }),
+}, {
+  examples: [{ id: 17, at: '2026-01-02T10:00:00.000Z', kind: 'delete_rows', api_key_id: 3, rows: 12, details: { filters: [['age__lt', '18']], q: null } }],
+})
+export type DatasetChange = Static<typeof DatasetChange>
+
+export const DatasetChanges = Type.Object({
+  changes: Type.Array(DatasetChange, { description: 'Newest first' }),
+  next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for older changes; null on the last page' })),
+})

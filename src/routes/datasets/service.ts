@@ -29,16 +29,23 @@ import { InvalidDataError } from './import/invalid-data.ts'
 import type { ImportOptions } from './import/options.ts'
 import { rowSource } from './import/sources.ts'
 import { MetadataCache, type DatasetMetadata } from './metadata-cache.ts'
-import { createDatasetsRepository, type NewDataset } from './repository.ts'
+import { createDatasetsRepository, type NewDataset, type WriteTarget } from './repository.ts'
 import { countRows, estimateRows } from './count.ts'
 import { computeFacet, readFacets } from './facets.ts'
 import { queryRows, ROWS_PARAMETERS } from './rows.ts'
-import type { AggregatePage, Dataset, DatasetColumn, DatasetDetail, DatasetSource, DatasetWrite, Facet, RowsPage, WriteKind } from './schemas.ts'
+import { literal, widen, type ColumnType } from './column-types.ts'
+import type { AggregatePage, Dataset, DatasetChange, DatasetColumn, DatasetDetail, DatasetPatch, DatasetSource, DatasetWrite, Facet, RowsPage, WriteKind } from './schemas.ts'
 import { computeDatasetStats } from './stats.ts'
 import { rowsTable } from './table.ts'
-import { DataQuery, type QueryString } from './view.ts'
+import { DataQuery, type ApiParameter, type QueryString } from './view.ts'
 import { ViewCache } from './view-cache.ts'
 import { appendInto, changeKey, checkOnConflict, enforceKey, replaceWith, writable, type AppendOptions, type WriteResult } from './writes.ts'
+
+/** The API parameters of DELETE /datasets/{id}/rows: the filters of GET /rows and its search. */
+export const DELETE_ROWS_PARAMETERS = ['q'] as const satisfies readonly ApiParameter[]
+
+/** The API key a write comes with (auth/require-key.ts keyHolderOf). */
+export interface Writer { keyId: number, isAdmin: boolean }
 
 /**
  * An upload as the route read it from HTTP: a file's bytes (gzip-compressed when `compression`
@@ -125,6 +132,37 @@ export function createDatasetService (options: DatasetServiceOptions) {
   }
 
   const notFound = (id: number): Problem => new Problem('not-found', `There is no data set ${id}.`)
+
+  /**
+   * The ownership rule of every write: a data set is written by the key that created it or by an
+   * admin key; one without an owner (the demo data set) by admin keys only. 404 before 403: reads
+   * are public, so whether a data set exists is no secret.
+   */
+  const authorize = (id: number, target: WriteTarget | undefined, writer: Writer, what: string): WriteTarget => {
+    if (target === undefined) throw notFound(id)
+    if (writer.isAdmin || (target.createdBy !== null && target.createdBy === writer.keyId)) return target
+    throw new Problem('forbidden', target.createdBy === null
+      ? `Data set ${id} has no owner (it is the demo data set): only an admin key (\`data-api keys create --admin\`) may ${what} it.`
+      : `Data set ${id} belongs to the API key that created it (key ${target.createdBy}); API key ${writer.keyId} may not ${what} it. Only its owner or an admin key (\`data-api keys create --admin\`) may.`)
+  }
+
+  const mustBeReady = (id: number, target: WriteTarget): void => {
+    if (target.status !== 'ready') throw new Problem('conflict', `Data set ${id} is ${target.status === 'importing' ? 'still importing' : 'failed'}; its rows and columns can be changed once its status is "ready".`)
+  }
+
+  /** The first row (by row number) whose value of `column` is no value of type `to` by the codec; undefined when all convert. */
+  const firstUnconvertible = async (tx: TransactionSql, id: number, column: DatasetColumn, to: ColumnType): Promise<{ row: number, value: string } | undefined> => {
+    // A widening (integer → numeric, date → timestamp, anything → text) converts every value.
+    if (widen(column.type, to) === to) return undefined
+    const table = rowsTable(id)
+    const c = table.column(column.position)
+    const cursor = tx.unsafe<Array<{ _row: number, value: string }>>(`select _row, (${table.csvField(column)})::text as value from ${table.name} where ${c} is not null order by _row`).cursor(5_000)
+    for await (const batch of cursor as AsyncIterable<Array<{ _row: number, value: string }>>) {
+      const failed = batch.find((row) => literal(to, row.value) === undefined)
+      if (failed !== undefined) return { row: Number(failed._row), value: failed.value }
+    }
+    return undefined
+  }
 
   const detailOf = (dataset: Dataset, columns: DatasetColumn[], stats?: { stats: { columns: DatasetDetail['stats']['columns'] }, computed_at: Date }, write?: DatasetWrite): DatasetDetail => ({
     dataset,
@@ -264,7 +302,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
    * syncMaxBytes and it fits the memory budget, else stored and written by a job (202, the write
    * `queued` on the data set). Refused before its body is read when the data set cannot take it.
    */
-  const write = async (id: number, kind: WriteKind, upload: FileUpload, append: AppendOptions): Promise<DatasetDetail> => {
+  const write = async (id: number, kind: WriteKind, upload: FileUpload, append: AppendOptions, writer: Writer): Promise<DatasetDetail> => {
+    // The owner first (it never changes), so that no one else's body is read or stored.
+    authorize(id, await datasets.writeTarget(id), writer, kind === 'append' ? 'append to' : 'replace')
     const before = writable(await datasets.find(id), id)
     if (kind === 'append') checkOnConflict(before, append.onConflict)
     const how = { kind, format: upload.format, onConflict: append.onConflict, strict: append.strict }
@@ -353,34 +393,37 @@ export function createDatasetService (options: DatasetServiceOptions) {
     return { input: response.body, format, charset, compression }
   }
 
+  /** The lesson's {dataset, schema, stats}: three reads at once, one Server-Timing entry each. */
+  const detail = async (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<DatasetDetail> => {
+    const { values } = await gather({
+      // The data set and its latest write (an append or replace, followed after a 202) are one part.
+      dataset: async (branch) => {
+        const [dataset, write] = await Promise.all([datasets.find(id, branch), datasets.latestWrite(id, branch)])
+        if (dataset === undefined) throw notFound(id)
+        return { dataset, write }
+      },
+      schema: async (branch) => await datasets.columns(id, branch),
+      stats: async (branch) => await datasets.stats(id, branch),
+    }, { signal, timing })
+    return detailOf(values.dataset.dataset, values.schema, values.stats, values.dataset.write)
+  }
+
   return {
-    /** The lesson's {dataset, schema, stats}: three reads at once, one Server-Timing entry each. */
-    async detail (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<DatasetDetail> {
-      const { values } = await gather({
-        // The data set and its latest write (an append or replace, followed after a 202) are one part.
-        dataset: async (branch) => {
-          const [dataset, write] = await Promise.all([datasets.find(id, branch), datasets.latestWrite(id, branch)])
-          if (dataset === undefined) throw notFound(id)
-          return { dataset, write }
-        },
-        schema: async (branch) => await datasets.columns(id, branch),
-        stats: async (branch) => await datasets.stats(id, branch),
-      }, { signal, timing })
-      return detailOf(values.dataset.dataset, values.schema, values.stats, values.dataset.write)
-    },
+    detail,
 
     /** POST /datasets/{id}/rows: the rows of the body appended, or upserted by the key (writes.ts). */
-    async append (id: number, upload: FileUpload, append: AppendOptions): Promise<DatasetDetail> {
-      return await write(id, 'append', upload, append)
+    async append (id: number, upload: FileUpload, append: AppendOptions, writer: Writer): Promise<DatasetDetail> {
+      return await write(id, 'append', upload, append, writer)
     },
 
     /** PUT /datasets/{id}/data: every row replaced by the body's, at once for readers (writes.ts). */
-    async replace (id: number, upload: FileUpload): Promise<DatasetDetail> {
-      return await write(id, 'replace', upload, { strict: false })
+    async replace (id: number, upload: FileUpload, writer: Writer): Promise<DatasetDetail> {
+      return await write(id, 'replace', upload, { strict: false }, writer)
     },
 
     /** PUT /datasets/{id}/key: declares the key (checked against the rows, then a unique index), or drops it. */
-    async setKey (id: number, key: string[] | null): Promise<DatasetDetail> {
+    async setKey (id: number, key: string[] | null, writer: Writer): Promise<DatasetDetail> {
+      authorize(id, await datasets.writeTarget(id), writer, 'change the key of')
       const dataset = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
         return await changeKey(tx, { datasets, jobs }, id, key)
@@ -558,10 +601,13 @@ export function createDatasetService (options: DatasetServiceOptions) {
      * are cancelled so that the table can go (SQL queries on its view too: `drop` drops both).
      * False when there was no such data set.
      */
-    async remove (id: number): Promise<boolean> {
+    async remove (id: number, writer: Writer): Promise<boolean> {
       const table = rowsTable(id)
       const removed = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${DELETE_LOCK_TIMEOUT}'`)
+        const target = await datasets.lockForWrite(tx, id)
+        if (target === undefined) return false
+        authorize(id, target, writer, 'delete')
         if (await datasets.delete(tx, id) === undefined) return false
         await tx`
           select pg_cancel_backend(pid) from pg_locks
@@ -571,6 +617,124 @@ export function createDatasetService (options: DatasetServiceOptions) {
       })
       metadata.forget(id) // now, not when the announcement arrives: this process's next read sees it
       return removed
+    },
+
+    /**
+     * Deletes the rows the filters (and `_q`) select, exactly the rows GET /rows would list, in one
+     * transaction with the data set's new row count and version (updated_at), its history entry
+     * and the statistics job. A filter is required: deleting every row is not done by accident.
+     * A delete that selects no row changes nothing and is not recorded.
+     */
+    async deleteRows (id: number, query: QueryString, writer: Writer): Promise<{ deleted: number }> {
+      const table = rowsTable(id)
+      const deleted = await sql.begin(async (tx) => {
+        await tx.unsafe(`set local lock_timeout to '${DELETE_LOCK_TIMEOUT}'`)
+        const target = authorize(id, await datasets.lockForWrite(tx, id), writer, 'delete rows of')
+        mustBeReady(id, target)
+        const view = new DataQuery(await datasets.columnsIn(tx, id), query, DELETE_ROWS_PARAMETERS)
+        if (!view.isFiltered) {
+          throw new Problem('validation-error', 'Name the rows to delete with at least one filter (`column__op=value`) or `_q`, as on GET /rows; to delete every row, delete the data set.', {
+            extra: { errors: [{ in: 'querystring', pointer: '/', detail: 'a filter is required' }] },
+          })
+        }
+        const count = await table.deleteWhere(tx, view.where(sql, table))
+        if (count === 0) return 0
+        await datasets.rowsChanged(tx, id, -count)
+        await datasets.recordChange(tx, {
+          datasetId: id,
+          kind: 'delete_rows',
+          apiKeyId: writer.keyId,
+          rows: count,
+          details: { filters: view.filters.map(({ parameter, value }) => [parameter, value]), q: view.texts('q')?.[0] ?? null },
+        })
+        await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: id })
+        return count
+      })
+      metadata.forget(id)
+      return { deleted }
+    },
+
+    /**
+     * Renames the data set, edits its description, renames columns and changes their types, all in
+     * one transaction: the names (unique after the change), the table's column types, the view for
+     * SQL queries (dropped and made again with the new names and types) and the history entry. A
+     * value that does not convert to its new type is a 400 naming its row, and nothing changes.
+     */
+    async patch (id: number, patch: DatasetPatch, writer: Writer, signal: AbortSignal): Promise<DatasetDetail> {
+      const table = rowsTable(id)
+      const pointer = (name: string, field?: string): string => `/columns/${name.replaceAll('~', '~0').replaceAll('/', '~1')}${field === undefined ? '' : `/${field}`}`
+      const invalid = (detail: string, at: string, extra: Record<string, unknown> = {}): Problem =>
+        new Problem('validation-error', detail, { extra: { errors: [{ in: 'body', pointer: at, detail }], ...extra } })
+      await sql.begin(async (tx) => {
+        await tx.unsafe(`set local lock_timeout to '${DELETE_LOCK_TIMEOUT}'`)
+        const target = authorize(id, await datasets.lockForWrite(tx, id), writer, 'change')
+        const asked = Object.entries(patch.columns ?? {})
+        const details: Record<string, unknown> = {}
+        if (patch.name !== undefined) details.name = patch.name
+        if (patch.description !== undefined) details.description = patch.description
+        let retyped = 0
+        if (asked.length > 0) {
+          mustBeReady(id, target)
+          const columns = await datasets.columnsIn(tx, id)
+          const next = columns.map((column) => ({ ...column }))
+          for (const [old, change] of asked) {
+            const column = columns.find((candidate) => candidate.name === old)
+            if (column === undefined) throw invalid(`columns: there is no column "${old.slice(0, 200)}" (columns: ${columns.map((candidate) => candidate.name).slice(0, 20).join(', ')})`, pointer(old))
+            if (change.name !== undefined && literal('text', change.name) === undefined) throw invalid(`columns.${old.slice(0, 200)}.name: a name may not hold a NUL character (U+0000) or a lone surrogate`, pointer(old, 'name'))
+            next[column.position] = { ...column, name: change.name ?? column.name, type: change.type ?? column.type }
+          }
+          const taken = new Map<string, string>()
+          for (const [index, column] of next.entries()) {
+            const before = taken.get(column.name)
+            if (before !== undefined) throw invalid(`columns: two columns would be named "${column.name.slice(0, 200)}" ("${before.slice(0, 200)}" and "${columns[index]!.name.slice(0, 200)}"); column names stay unique`, pointer(columns[index]!.name, 'name'))
+            taken.set(column.name, columns[index]!.name)
+          }
+          const changed = next.filter((column, index) => column.name !== columns[index]!.name || column.type !== columns[index]!.type)
+          const changes: Record<string, unknown> = {}
+          for (const column of changed) {
+            const old = columns[column.position]!
+            changes[old.name] = { ...(column.name !== old.name && { name: column.name }), ...(column.type !== old.type && { type: column.type, from_type: old.type }) }
+          }
+          details.columns = changes
+          if (changed.length > 0) {
+            const types = changed.filter((column) => column.type !== columns[column.position]!.type)
+            retyped = types.length
+            // The view pins its columns' names and types: it goes first, and comes back with the new ones.
+            await tx.unsafe(table.dropViewSql)
+            if (types.length > 0) {
+              // A type change reads every value and rewrites the table: no statement timeout, as an import.
+              await tx`set local statement_timeout to 0`
+              if (types.some((column) => column.type === 'text' || columns[column.position]!.type === 'text')) await table.dropSearchIndexes(tx)
+              for (const column of types) {
+                const old = columns[column.position]!
+                const failed = await firstUnconvertible(tx, id, old, column.type)
+                if (failed !== undefined) {
+                  throw invalid(`columns.${old.name.slice(0, 200)}.type: row ${failed.row} has the value "${failed.value.slice(0, 200)}", which is not a ${column.type}; nothing was changed`, pointer(old.name, 'type'), { row: failed.row, value: failed.value.slice(0, 1000), column: old.name })
+                }
+                await table.retypeColumn(tx, old, column.type)
+              }
+            }
+            await datasets.updateColumns(tx, id, changed)
+            await tx.unsafe(table.createViewSql(next.map((column) => column.name)))
+            await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: id })
+          }
+        }
+        await datasets.rename(tx, id, { name: patch.name, description: patch.description })
+        await datasets.recordChange(tx, { datasetId: id, kind: 'patch', apiKeyId: writer.keyId, rows: retyped > 0 ? target.rows : null, details })
+      })
+      metadata.forget(id)
+      return await detail(id, signal)
+    },
+
+    /** A page of the data set's history, newest first; 404 when there is no such data set. */
+    async changes (id: number, page: { limit: number, before?: number }, signal: AbortSignal): Promise<{ changes: DatasetChange[], next_cursor: string | null }> {
+      const { values } = await gather({
+        dataset: async (branch) => await datasets.find(id, branch),
+        changes: async (branch) => await datasets.changes(id, { limit: page.limit + 1, before: page.before }, branch),
+      }, { signal })
+      if (values.dataset === undefined) throw notFound(id)
+      const found = values.changes.slice(0, page.limit)
+      return { changes: found, next_cursor: values.changes.length > page.limit ? String(found.at(-1)!.id) : null }
     },
 
     /**

@@ -136,6 +136,24 @@ function tableOf (datasetId: number, role: TableRole) {
       // A timestamp widened from a date keeps its midnight in UTC (the session's time zone).
       await tx.unsafe(`alter table ${name} alter column ${c} type ${await columnDefinition(tx, type)} using ${c}::${SQL_TYPES[type]}`)
     },
+    /**
+     * Changes a column's type, each value converted from its text as the API sends it (`csvField`:
+     * dates YYYY-MM-DD, timestamps ISO 8601 in UTC, booleans true/false), which is how a filter
+     * value of the new type would be read. The caller checks every value first with the codec
+     * (column-types.ts `literal`), so that PostgreSQL's cast meets only values the codec accepts.
+     * The search indexes must be gone first (`dropSearchIndexes`): their expressions name the
+     * text columns.
+     */
+    async retypeColumn (tx: TransactionSql, { position, type }: TableColumn, to: ColumnType): Promise<void> {
+      const c = column(position)
+      const text = type === 'timestamp' ? timestampText(c) : `${c}::text`
+      await tx.unsafe(`alter table ${name} alter column ${c} type ${await columnDefinition(tx, to)} using (${text})::${SQL_TYPES[to]}`)
+    },
+    /** Deletes the rows `where` selects (a condition of view.ts over this table); how many. */
+    async deleteWhere (tx: TransactionSql, where: Fragment): Promise<number> {
+      const deleted = await tx`delete from ${tx(name)} where ${where}`
+      return deleted.count
+    },
     async addPrimaryKey (tx: TransactionSql): Promise<void> {
       if (role === 'staging') return // read once, whole: an index would only cost its build
       await tx.unsafe(`alter table ${name} add primary key (_row)`)
