@@ -66,6 +66,9 @@ describe('ownership: a data set is written by its creator or an admin key', () =
     ['PATCH /datasets/{id}', async (id, by) => (await patch(id, { description: 'changed' }, by)).status, 200],
     ['DELETE /datasets/{id}/rows', async (id, by) => (await deleteRows(id, 'n=1', by)).status, 200],
     ['DELETE /datasets/{id}', async (id, by) => (await app.inject({ method: 'DELETE', url: `/datasets/${id}`, headers: auth(by) })).statusCode, 204],
+    ['POST /datasets/{id}/rows (append)', async (id, by) => (await app.inject({ method: 'POST', url: `/datasets/${id}/rows`, headers: { ...auth(by), 'content-type': 'text/csv' }, payload: 'n,t\n5,z\n' })).statusCode, 200],
+    ['PUT /datasets/{id}/data (replace)', async (id, by) => (await app.inject({ method: 'PUT', url: `/datasets/${id}/data`, headers: { ...auth(by), 'content-type': 'text/csv' }, payload: 'n,t\n7,y\n' })).statusCode, 200],
+    ['PUT /datasets/{id}/key', async (id, by) => (await app.inject({ method: 'PUT', url: `/datasets/${id}/key`, headers: { ...auth(by), 'content-type': 'application/json' }, payload: '{"key":["t"]}' })).statusCode, 200],
   ]
   for (const [name, write, success] of writes) {
     it(`${name}: 401 without a key, 403 for another key, done by the owner and by an admin`, async () => {

@@ -207,7 +207,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         'a column the data set lacks is added (`columns=strict`: a 400 naming it). A value that does not fit its column\'s type widens the column as an import would ' +
         '(integer → numeric → text, date → timestamp → text, anything → text). With a key (`dataset.key`), every row needs its key and no key may come twice in one body ' +
         '(a 400 naming both lines); a row whose key is already in the data set is a 409 naming the key, unless `on_conflict` says to `update` that row (the columns the body has; ' +
-        'the others keep their values) or `ignore` the new one. The row count and `updated_at` change with the rows; the statistics are computed again by a job.',
+        'the others keep their values) or `ignore` the new one. The row count and `updated_at` change with the rows; the statistics are computed again by a job. ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
       querystring: Type.Object({
         on_conflict: Type.Optional(OnConflict),
@@ -216,7 +216,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
       body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
       'x-body-examples': WRITE_BODY_EXAMPLES,
       consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
-      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
+      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 503) },
     },
   }, async (request, reply) => {
     const upload = await readWriteUpload(request)
@@ -232,12 +232,12 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
       description: `${WRITE_BODY} The body becomes the data set's rows and columns (types inferred as at creation); id, name, description and key stay. ` +
         'It is imported beside the rows readers read, then swapped in at once: a reader sees every old row or every new one, never a mix and never none. ' +
         'With a key, the new rows must hold it (every key column, no key twice: a 400 naming both lines). One replace of a data set at a time (409 while another runs). ' +
-        'The statistics are recomputed by a job (empty until then).',
+        'The statistics are recomputed by a job (empty until then). ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
       body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
       'x-body-examples': WRITE_BODY_EXAMPLES,
       consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
-      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
+      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 503) },
     },
   }, async (request, reply) => {
     const upload = await readWriteUpload(request)
@@ -256,10 +256,10 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         summary: 'Declare the key columns, or drop the key',
         description: 'The body is `{"key": ["country", "year"]}` (column names, in key order) or `{"key": null}`. The rows must already fit the key: ' +
           'every key column has a value and no key comes twice, else a 409 naming the rows. Enforced from then on by a unique index: appends need the key in every row ' +
-          'and may upsert by it (`on_conflict`). The same key can be given at creation: `POST /datasets?key=country,year`.',
+          'and may upsert by it (`on_conflict`). The same key can be given at creation: `POST /datasets?key=country,year`. ' + OWNERSHIP_RULE,
         params: Type.Object({ dataset_id: DatasetId }),
         body: DatasetKey,
-        response: { 200: DatasetDetail, ...problemResponses(400, 401, 404, 409, 413, 415, 503) },
+        response: { 200: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 503) },
       },
     }, async (request) => await datasets.setKey(request.params.dataset_id, request.body.key, writerOf(request)))
   })
