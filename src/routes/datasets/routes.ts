@@ -64,6 +64,13 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
   const writeAccess = { preHandler: options.requireKey }
   const readAccess = options.requireKeyForReads ? writeAccess : {}
   const keyNeeded = (reads: boolean): number[] => (reads && !options.requireKeyForReads ? [] : [401])
+  /** The body and answers of an append and a replace: an upload, written at once (200) or by a job (202). */
+  const writeBody = {
+    body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
+    'x-body-examples': WRITE_BODY_EXAMPLES,
+    consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
+    response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 503) },
+  }
 
   app.post('/datasets', {
     ...writeAccess,
@@ -213,10 +220,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         on_conflict: Type.Optional(OnConflict),
         columns: Type.Optional(Type.Literal('strict', { description: '`strict`: a column the data set does not have is a 400 instead of a new column', examples: ['strict'] })),
       }),
-      body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
-      'x-body-examples': WRITE_BODY_EXAMPLES,
-      consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
-      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 503) },
+      ...writeBody,
     },
   }, async (request, reply) => {
     const upload = await readWriteUpload(request)
@@ -234,10 +238,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
         'With a key, the new rows must hold it (every key column, no key twice: a 400 naming both lines). One replace of a data set at a time (409 while another runs). ' +
         'The statistics are recomputed by a job (empty until then). ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
-      body: Type.Unknown({ description: 'CSV, JSON array, NDJSON or a multipart form' }),
-      'x-body-examples': WRITE_BODY_EXAMPLES,
-      consumes: [...UPLOAD_MEDIA_TYPES, 'multipart/form-data'],
-      response: { 200: DatasetDetail, 202: DatasetDetail, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 503) },
+      ...writeBody,
     },
   }, async (request, reply) => {
     const upload = await readWriteUpload(request)
