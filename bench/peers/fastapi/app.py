@@ -66,7 +66,7 @@ COLUMNS_SQL = """
 DATASET_STATS_SQL = "SELECT stats, computed_at FROM dataset_stats WHERE dataset_id = $1"
 # The data set fields data-api's response schema lets through (not created_by).
 DATASET_FIELDS = ("id", "name", "description", "status", "rows", "bytes", "source",
-                  "source_url", "format", "error", "created_at", "updated_at")
+                  "source_url", "format", "error", "key", "created_at", "updated_at")
 
 pool: asyncpg.Pool
 
