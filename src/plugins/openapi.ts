@@ -148,7 +148,8 @@ function refineSpec<T extends object> (document: T): T {
       }
       for (const [type, example] of Object.entries(operation['x-body-examples'] ?? {})) {
         const content = operation.requestBody?.content?.[type]
-        if (content !== undefined) content.example = example
+        // A copy: @fastify/swagger may share one object among the media types of a body.
+        if (content !== undefined) operation.requestBody!.content![type] = { ...content, example }
       }
       delete operation['x-body-optional']
       delete operation['x-body-examples']
