@@ -47,8 +47,8 @@ export async function recordChange (tx: TransactionSql, change: NewChange): Prom
 /** Who owns a data set and what state it is in, read under a row lock that serialises its writes. */
 export interface WriteTarget { status: Dataset['status'], createdBy: number | null, rows: number }
 
-/** A data set locked for a write: as the API shows it, and who owns it. */
-export type LockedDataset = Dataset & Pick<WriteTarget, 'createdBy'>
+/** A data set as the API shows it, and who owns it: what a write is authorised on. */
+export type OwnedDataset = Dataset & Pick<WriteTarget, 'createdBy'>
 
 
 /** What an import job needs to know of its data set. */
@@ -65,6 +65,12 @@ export function createDatasetsRepository (sql: Sql) {
   const lockImporting = async (tx: TransactionSql, id: number): Promise<{ uploadId: string | null } | undefined> => {
     const [row] = await tx<[{ upload_id: string | null }?]>`select upload_id from datasets where id = ${id} and status = 'importing' for update`
     return row === undefined ? undefined : { uploadId: row.upload_id }
+  }
+
+  const owned = ([row]: Array<Dataset & { created_by: number | null }>): OwnedDataset | undefined => {
+    if (row === undefined) return undefined
+    const { created_by: createdBy, ...dataset } = row
+    return { ...dataset, createdBy: createdBy === null ? null : Number(createdBy) }
   }
 
   return {
@@ -202,10 +208,9 @@ export function createDatasetsRepository (sql: Sql) {
       })
     },
 
-    /** Who owns a data set and its state, without a lock: the check before a write's body is read (an owner never changes). */
-    async writeTarget (id: number): Promise<WriteTarget | undefined> {
-      const [row] = await sql<[{ status: Dataset['status'], created_by: number | null, rows: number }?]>`select status, created_by, rows from datasets where id = ${id}`
-      return row === undefined ? undefined : { status: row.status, createdBy: row.created_by === null ? null : Number(row.created_by), rows: Number(row.rows) }
+    /** A data set and its owner, without a lock: the check before a write's body is read (an owner never changes). */
+    async findOwned (id: number): Promise<OwnedDataset | undefined> {
+      return owned(await sql<Array<Dataset & { created_by: number | null }>>`select ${datasetColumns}, created_by from datasets where id = ${id}`)
     },
 
     /**
@@ -213,11 +218,8 @@ export function createDatasetsRepository (sql: Sql) {
      * before it changes rows or columns: appends, replaces, row deletes, PATCH, DELETE), with its
      * owner; undefined when there is no such data set.
      */
-    async lockForWrite (tx: TransactionSql, id: number): Promise<LockedDataset | undefined> {
-      const [row] = await tx<[(Dataset & { created_by: number | null })?]>`select ${datasetColumns}, created_by from datasets where id = ${id} for update`
-      if (row === undefined) return undefined
-      const { created_by: createdBy, ...dataset } = row
-      return { ...dataset, createdBy: createdBy === null ? null : Number(createdBy) }
+    async lockForWrite (tx: TransactionSql, id: number): Promise<OwnedDataset | undefined> {
+      return owned(await tx<Array<Dataset & { created_by: number | null }>>`select ${datasetColumns}, created_by from datasets where id = ${id} for update`)
     },
 
     async addColumn (tx: TransactionSql, id: number, column: DatasetColumn): Promise<void> {

@@ -138,7 +138,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
    * admin key; one without an owner (the demo data set) by admin keys only. 404 before 403: reads
    * are public, so whether a data set exists is no secret.
    */
-  const authorize = (id: number, target: WriteTarget | undefined, writer: Writer, what: string): WriteTarget => {
+  const authorize = <T extends WriteTarget>(id: number, target: T | undefined, writer: Writer, what: string): T => {
     if (target === undefined) throw notFound(id)
     if (writer.isAdmin || (target.createdBy !== null && target.createdBy === writer.keyId)) return target
     throw new Problem('forbidden', target.createdBy === null
@@ -304,8 +304,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
    */
   const write = async (id: number, kind: WriteKind, upload: FileUpload, append: AppendOptions, writer: Writer): Promise<DatasetDetail> => {
     // The owner first (it never changes), so that no one else's body is read or stored.
-    authorize(id, await datasets.writeTarget(id), writer, kind === 'append' ? 'append to' : 'replace')
-    const before = writable(await datasets.find(id), id)
+    const before = writable(authorize(id, await datasets.findOwned(id), writer, kind === 'append' ? 'append to' : 'replace'), id)
     if (kind === 'append') checkOnConflict(before, append.onConflict)
     const how = { kind, format: upload.format, onConflict: append.onConflict, strict: append.strict }
     const length = upload.contentLength
@@ -423,7 +422,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
     /** PUT /datasets/{id}/key: declares the key (checked against the rows, then a unique index), or drops it. */
     async setKey (id: number, key: string[] | null, writer: Writer): Promise<DatasetDetail> {
-      authorize(id, await datasets.writeTarget(id), writer, 'change the key of')
+      authorize(id, await datasets.findOwned(id), writer, 'change the key of')
       const dataset = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
         return await changeKey(tx, { datasets, jobs }, id, key)
