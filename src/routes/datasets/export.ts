@@ -13,6 +13,7 @@
 // its own).
 import { Readable } from 'node:stream'
 import type { Sql } from '../../db/pool.ts'
+import { reserveConnection } from '../../db/scoped.ts'
 import { cancellable } from '../../lib/concurrency.ts'
 import { readSort, walkRanges, type WalkRange } from './rows.ts'
 import type { DatasetColumn } from './schemas.ts'
@@ -44,7 +45,10 @@ export async function exportRows (sql: Sql, dataset: { id: number, rows: number,
   /** The rows numbered after `after` and up to `last`, as one buffer: COPY's own output. */
   const copyRange = async (after: number, last: number): Promise<Buffer> => {
     // COPY takes no parameters; the bounds are integers of ours.
-    const copy = sql.unsafe(`copy (select ${line} from ${table.name} where _row > ${after} and _row <= ${last} order by _row) to stdout with (${options})`)
+    // On a connection of its own for the range only: postgres.js would pipeline another query of
+    // the pool onto a connection in COPY (COPY_IN_PROGRESS), and a slow client holds none.
+    await using db = await reserveConnection(sql, signal)
+    const copy = db.unsafe(`copy (select ${line} from ${table.name} where _row > ${after} and _row <= ${last} order by _row) to stdout with (${options})`)
     const cancel = (): void => { void copy.cancel() }
     signal.addEventListener('abort', cancel, { once: true })
     try {

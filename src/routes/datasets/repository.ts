@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import type { TransactionSql } from 'postgres'
 import { binaryCopyRow, binaryCopyRows } from '../../db/binary-copy.ts'
 import type { Sql } from '../../db/pool.ts'
+import { reserveConnection } from '../../db/scoped.ts'
 import { cancellable } from '../../lib/concurrency.ts'
 import type { Format } from './import/formats.ts'
 import type { DataLocation } from './import/invalid-data.ts'
@@ -330,13 +331,17 @@ export function createDatasetsRepository (sql: Sql) {
     async storePiece (uploadId: string, seq: number, data: Buffer): Promise<void> {
       const seqField = Buffer.alloc(4)
       seqField.writeInt32BE(seq)
-      const copy = await sql`copy dataset_upload_pieces (upload_id, seq, data) from stdin with (format binary)`.writable()
+      // A COPY on a connection of its own: postgres.js would pipeline another query of the pool
+      // onto a connection in COPY, which then fails (COPY_IN_PROGRESS).
+      await using db = await reserveConnection(sql)
+      const copy = await db`copy dataset_upload_pieces (upload_id, seq, data) from stdin with (format binary)`.writable()
       await pipeline(Readable.from([binaryCopyRow([uuidBytes(uploadId), seqField, data])]), copy)
     },
 
     async readPiece (uploadId: string, seq: number): Promise<Buffer | undefined> {
       // COPY takes no parameters: the id is checked to be a UUID, the number is an integer of ours.
-      const copy = sql.unsafe(`copy (select data from dataset_upload_pieces where upload_id = '${uuidText(uploadId)}' and seq = ${Math.trunc(seq)}) to stdout with (format binary)`)
+      await using db = await reserveConnection(sql) // a COPY on a connection of its own (storePiece)
+      const copy = db.unsafe(`copy (select data from dataset_upload_pieces where upload_id = '${uuidText(uploadId)}' and seq = ${Math.trunc(seq)}) to stdout with (format binary)`)
       const chunks: Buffer[] = []
       for await (const chunk of await copy.readable() as AsyncIterable<Buffer>) chunks.push(chunk)
       const [row] = binaryCopyRows(Buffer.concat(chunks))
