@@ -31,14 +31,24 @@ const env = { LOG_LEVEL: 'silent', OVERLOAD_EVENT_LOOP_DELAY_MS: '0', RATE_LIMIT
 const main = await buildTestApp({ after }, env)
 const budgeted = await buildTestApp({ after }, { ...env, DATASET_PAGE_MAX_BYTES: '1024' })
 
-/** The SQL texts given to sql.unsafe, to tell an export's COPY ranges from its walk's chunks. */
+/**
+ * The SQL texts given to sql.unsafe (and to that of a connection it reserves: each COPY runs on
+ * one), to tell an export's COPY ranges from its walk's chunks.
+ */
 const statements: string[] = []
-function recordUnsafe (sql: Sql): void {
+function recordUnsafe (sql: Pick<Sql, 'unsafe'> & Partial<Pick<Sql, 'reserve'>>): void {
   const unsafe = sql.unsafe.bind(sql) as (...parameters: unknown[]) => unknown
   sql.unsafe = ((query: string, ...rest: unknown[]) => {
     statements.push(query)
     return unsafe(query, ...rest)
   }) as typeof sql.unsafe
+  if (sql.reserve === undefined) return
+  const reserve = sql.reserve.bind(sql)
+  sql.reserve = (async () => {
+    const connection = await reserve()
+    recordUnsafe(connection)
+    return connection
+  }) as typeof sql.reserve
 }
 recordUnsafe(main.sql)
 const copies = (): number => statements.filter((text) => text.startsWith('copy (')).length
