@@ -18,7 +18,20 @@ export type DatasetsRepository = ReturnType<typeof createDatasetsRepository>
 export interface NewDataset { name: string, description?: string, createdBy?: number, /** Key columns (names, in order). */ key?: string[] }
 
 /** What a write job needs to know of its write. */
-export interface WriteSource { id: number, dataset_id: number, kind: WriteKind, status: DatasetWrite['status'], format: Format, on_conflict: OnConflict | null, strict_columns: boolean, upload_id: string | null }
+export interface WriteSource {
+  id: number
+  dataset_id: number
+  kind: WriteKind
+  status: DatasetWrite['status']
+  format: Format
+  on_conflict: OnConflict | null
+  strict_columns: boolean
+  upload_id: string | null
+  /** The key that sent the write (for the history; int8, as text); null once that key is deleted. */
+  api_key_id: string | null
+  /** How the client asked its body to be read. */
+  import_options: ImportOptions
+}
 
 export interface WriteCounts { inserted: number, updated: number, ignored: number }
 
@@ -57,7 +70,7 @@ export interface ImportSource { status: Dataset['status'], source: DatasetSource
 
 export function createDatasetsRepository (sql: Sql) {
   const datasetColumns = sql`id, name, description, status, source, source_url, format, rows, bytes, error, key, created_at, updated_at`
-  const writeColumns = sql`id, kind, status, on_conflict, inserted, updated, ignored, error, created_at, finished_at`
+  const writeColumns = sql`id, kind, status, on_conflict, rows_read, inserted, updated, ignored, error, created_at, finished_at`
 
   /**
    * Locks a data set that is still importing until the transaction ends (a DELETE waits for the
@@ -263,11 +276,11 @@ export function createDatasetsRepository (sql: Sql) {
     },
 
     /** A write: done now (`counts` given) or queued for a job (its upload stored as `uploadId`). */
-    async insertWrite (tx: TransactionSql, id: number, write: { kind: WriteKind, format: Format, onConflict?: OnConflict, strict: boolean, uploadId?: string, counts?: WriteCounts }): Promise<DatasetWrite> {
+    async insertWrite (tx: TransactionSql, id: number, write: { kind: WriteKind, format: Format, onConflict?: OnConflict, strict: boolean, apiKeyId: number, options: ImportOptions, uploadId?: string, counts?: WriteCounts }): Promise<DatasetWrite> {
       const done = write.counts !== undefined
       const [row] = await tx<[DatasetWrite]>`
-        insert into dataset_writes (dataset_id, kind, status, format, on_conflict, strict_columns, upload_id, inserted, updated, ignored, finished_at)
-        values (${id}, ${write.kind}, ${done ? 'done' : 'queued'}, ${write.format}, ${write.onConflict ?? null}, ${write.strict}, ${write.uploadId ?? null},
+        insert into dataset_writes (dataset_id, kind, status, format, on_conflict, strict_columns, api_key_id, import_options, upload_id, inserted, updated, ignored, finished_at)
+        values (${id}, ${write.kind}, ${done ? 'done' : 'queued'}, ${write.format}, ${write.onConflict ?? null}, ${write.strict}, ${write.apiKeyId}, ${tx.json(write.options as Parameters<typeof tx.json>[0])}, ${write.uploadId ?? null},
           ${write.counts?.inserted ?? null}, ${write.counts?.updated ?? null}, ${write.counts?.ignored ?? null}, ${done ? sql`clock_timestamp()` : null})
         returning ${writeColumns}`
       return row
@@ -275,8 +288,14 @@ export function createDatasetsRepository (sql: Sql) {
 
     async writeSource (writeId: number): Promise<WriteSource | undefined> {
       const [row] = await sql<[WriteSource?]>`
-        select id, dataset_id, kind, status, format, on_conflict, strict_columns, upload_id from dataset_writes where id = ${writeId}`
+        select id, dataset_id, kind, status, format, on_conflict, strict_columns, upload_id, api_key_id, import_options from dataset_writes where id = ${writeId}`
       return row
+    },
+
+    /** Rows read so far by a running write job, outside its transaction; false when the write is gone (its data set deleted). */
+    async recordWriteProgress (writeId: number, rows: number): Promise<boolean> {
+      const updated = await sql`update dataset_writes set rows_read = ${rows} where id = ${writeId} and status = 'running' returning id`
+      return updated.length > 0
     },
 
     async markWriteRunning (writeId: number): Promise<void> {

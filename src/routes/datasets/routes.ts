@@ -19,8 +19,8 @@ import { MAX_FACETS } from './facets.ts'
 import { ROWS_PARAMETERS } from './rows.ts'
 import { FILTER_OPERATORS, viewQuerystring } from './view.ts'
 import { charsetOf, contentEncodingOf, FORMATS, formatOf, isGzipFile, UPLOAD_MEDIA_TYPES } from './import/formats.ts'
-import { importOptionsOf, type ImportOptions } from './import/options.ts'
-import { AggregatePage, DatasetChanges, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNamingQuery, DatasetPatch, KeyParameter, OnConflict, RowsDeleted, RowsPage, UploadQuery, UrlImport } from './schemas.ts'
+import { importOptionsOf, type ImportOptions, type ImportQuery } from './import/options.ts'
+import { AggregatePage, DatasetChanges, DatasetDetail, DatasetId, DatasetKey, DatasetList, DatasetNamingQuery, DatasetPatch, KeyParameter, OnConflict, ReadingQuery, RowsDeleted, RowsPage, UploadQuery, UrlImport } from './schemas.ts'
 import type { DatasetDetail as DatasetDetailType } from './schemas.ts'
 import { DELETE_ROWS_PARAMETERS, type DatasetService, type Naming, type Upload, type Writer } from './service.ts'
 
@@ -199,8 +199,8 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     return await reply.send(rows as unknown as string)
   })
 
-  const WRITE_BODY = 'The body is CSV (a header line first), a JSON array of objects or NDJSON, as for `POST /datasets` (or a `multipart/form-data` form with a `file` field); ' +
-    'UTF-8 unless the Content-Type names another `charset`. A body up to DATASET_SYNC_MAX_BYTES (by Content-Length) is written during the request: 200 with the counts in `write`. ' +
+  const WRITE_BODY = 'The body is CSV (a header line first), TSV, a JSON array of objects, NDJSON or an Excel workbook, as for `POST /datasets` (or a `multipart/form-data` form with a `file` field), ' +
+    'gzip-compressed or not; UTF-8 unless the Content-Type names another `charset`; read as `delimiter`, `decimal` and `types` say, as at creation. A body up to DATASET_SYNC_MAX_BYTES (by Content-Length) is written during the request: 200 with the counts in `write`. ' +
     'A larger one, or one of unknown length, is stored and written by a job: 202 with `write.status` `queued`; `GET` the `Location` (the data set) to follow `write`. ' +
     'One transaction: all of the body or nothing, and readers see the rows before it until it is complete, then the rows after it, never a part. ' +
     'A malformed body is a 400 naming the line (or item), and nothing of it is written. A data set still importing, or failed, is a 409.'
@@ -212,19 +212,21 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
       summary: 'Append rows, or upsert them by the key',
       description: `${WRITE_BODY} Columns are matched by name, in any order; a column of the data set the body lacks is missing (null) in the new rows, ` +
         'a column the data set lacks is added (`columns=strict`: a 400 naming it). A value that does not fit its column\'s type widens the column as an import would ' +
-        '(integer → numeric → text, date → timestamp → text, anything → text). With a key (`dataset.key`), every row needs its key and no key may come twice in one body ' +
+        '(integer → numeric → text, date → timestamp → text, anything → text); a type chosen with `types` is the type of the body\'s values, and widens the column the same way. With a key (`dataset.key`), every row needs its key and no key may come twice in one body ' +
         '(a 400 naming both lines); a row whose key is already in the data set is a 409 naming the key, unless `on_conflict` says to `update` that row (the columns the body has; ' +
         'the others keep their values) or `ignore` the new one. The row count and `updated_at` change with the rows; the statistics are computed again by a job. ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
       querystring: Type.Object({
+        ...ReadingQuery,
         on_conflict: Type.Optional(OnConflict),
         columns: Type.Optional(Type.Literal('strict', { description: '`strict`: a column the data set does not have is a 400 instead of a new column', examples: ['strict'] })),
       }),
       ...writeBody,
     },
   }, async (request, reply) => {
-    const upload = await readWriteUpload(request)
-    const detail = await datasets.append(request.params.dataset_id, upload, { onConflict: request.query.on_conflict, strict: request.query.columns === 'strict' }, writerOf(request))
+    const { on_conflict: onConflict, columns, ...reading } = request.query
+    const upload = await readWriteUpload(request, reading)
+    const detail = await datasets.append(request.params.dataset_id, upload, { onConflict, strict: columns === 'strict' }, writerOf(request))
     return await sendWritten(reply, detail)
   })
 
@@ -233,15 +235,16 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     schema: {
       tags: ['datasets'],
       summary: 'Replace every row, atomically',
-      description: `${WRITE_BODY} The body becomes the data set's rows and columns (types inferred as at creation); id, name, description and key stay. ` +
+      description: `${WRITE_BODY} The body becomes the data set's rows and columns (types inferred as at creation, or chosen with `types`); id, name, description and key stay. ` +
         'It is imported beside the rows readers read, then swapped in at once: a reader sees every old row or every new one, never a mix and never none. ' +
         'With a key, the new rows must hold it (every key column, no key twice: a 400 naming both lines). One replace of a data set at a time (409 while another runs). ' +
         'The statistics are recomputed by a job (empty until then). ' + OWNERSHIP_RULE,
       params: Type.Object({ dataset_id: DatasetId }),
+      querystring: Type.Object(ReadingQuery),
       ...writeBody,
     },
   }, async (request, reply) => {
-    const upload = await readWriteUpload(request)
+    const upload = await readWriteUpload(request, request.query)
     return await sendWritten(reply, await datasets.replace(request.params.dataset_id, upload, writerOf(request)))
   })
 
@@ -356,8 +359,8 @@ function readKeyParameter (text: string): string[] {
 }
 
 /** The body of an append or a replace: a file, never a URL. */
-async function readWriteUpload (request: FastifyRequest): Promise<Extract<Upload, { kind: 'file' }>> {
-  const { upload } = await readUpload(request, {}) // appends and replaces: the delimiter sniffed, types inferred (no ?delimiter, ?decimal, ?types yet)
+async function readWriteUpload (request: FastifyRequest, reading: ImportQuery): Promise<Extract<Upload, { kind: 'file' }>> {
+  const { upload } = await readUpload(request, importOptionsOf(definedOnly(reading)))
   if (upload.kind !== 'file') throw new Problem('bad-request', 'Appends and replaces take the data as the body (CSV, JSON array or NDJSON) or a multipart form; a JSON object body is no data.')
   return upload
 }

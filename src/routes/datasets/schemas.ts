@@ -33,9 +33,8 @@ export const DatasetNamingQuery = Type.Object(DatasetNaming)
 /** The key a data set is created with: column names, comma-separated. */
 export const KeyParameter = Type.String({ minLength: 1, maxLength: 2000, description: 'Key columns, comma-separated (in key order): their values must be present and unique together (a duplicate is a 400 naming both lines); later appends may upsert by them', examples: ['country,year'] })
 
-/** The upload route's query: the naming, and how to read the upload (import/options.ts reads these). */
-export const UploadQuery = Type.Object({
-  ...DatasetNaming,
+/** How to read a body (an upload, an append, a replace): import/options.ts reads these. */
+export const ReadingQuery = {
   delimiter: Type.Optional(Type.String({
     maxLength: 3,
     description: 'CSV and TSV: the character between fields, `,` `;` `|` or a tab (`%09`, `\\t` or `tab`). Default: sniffed from the first 50 lines ' +
@@ -55,7 +54,10 @@ export const UploadQuery = Type.Object({
       'a column the data does not have is one too; an unknown type is a 400 at once.',
     examples: ['zip:text,born:date', 'amount:numeric'],
   })),
-})
+}
+
+/** The upload route's query: the naming, and how to read the upload. */
+export const UploadQuery = Type.Object({ ...DatasetNaming, ...ReadingQuery })
 
 export const Dataset = Type.Object({
   id: Type.Integer(),
@@ -130,13 +132,14 @@ export const DatasetWrite = Type.Object({
   kind: WriteKind,
   status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')], { description: '`queued`/`running`: a job writes it (202); the rows before it stay readable meanwhile' }),
   on_conflict: Nullable(OnConflict),
+  rows_read: Nullable(Type.Integer({ description: 'Rows of the body read so far by the job writing it (every 50,000 rows); null until then and for a write done during its request' })),
   inserted: Nullable(Type.Integer({ description: 'Rows added (a replace: the new rows)' })),
   updated: Nullable(Type.Integer({ description: 'Rows whose key was there and that were updated (`on_conflict=update`)' })),
   ignored: Nullable(Type.Integer({ description: 'Rows whose key was there and that were left out (`on_conflict=ignore`)' })),
   error: Nullable(Type.Object({ detail: Type.String(), line: Type.Optional(Type.Integer()), item: Type.Optional(Type.Integer()) }, { description: 'Why a failed write failed; nothing of it was written' })),
   created_at: DateTime,
   finished_at: Nullable(DateTime),
-}, { description: 'The latest append or replace of the data set, once there was one: done during the request, or queued for a job', examples: [{ id: 7, kind: 'append', status: 'done', on_conflict: 'update', inserted: 120, updated: 3, ignored: 0, error: null, created_at: '2026-12-02T20:00:00.000Z', finished_at: '2026-12-02T20:00:00.120Z' }] })
+}, { description: 'The latest append or replace of the data set, once there was one: done during the request, or queued for a job', examples: [{ id: 7, kind: 'append', status: 'done', on_conflict: 'update', rows_read: null, inserted: 120, updated: 3, ignored: 0, error: null, created_at: '2026-12-02T20:00:00.000Z', finished_at: '2026-12-02T20:00:00.120Z' }] })
 export type DatasetWrite = Static<typeof DatasetWrite>
 
 export const DatasetDetail = Type.Object({

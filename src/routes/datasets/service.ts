@@ -47,6 +47,14 @@ export const DELETE_ROWS_PARAMETERS = ['q'] as const satisfies readonly ApiParam
 /** The API key a write comes with (auth/require-key.ts keyHolderOf). */
 export interface Writer { keyId: number, isAdmin: boolean }
 
+/** Who sent a write and how its body is read (kept with a job's write: migration 0013). */
+interface WriteHow {
+  /** null: the key was deleted since it queued the write. */
+  apiKeyId: number | null
+  options: ImportOptions
+  onProgress?: (rows: number) => Promise<void>
+}
+
 /**
  * An upload as the route read it from HTTP: a file's bytes (gzip-compressed when `compression`
  * says so), or a URL to import from; and how to read it (`options`, from the query).
@@ -306,7 +314,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
     // The owner first (it never changes), so that no one else's body is read or stored.
     const before = writable(authorize(id, await datasets.findOwned(id), writer, kind === 'append' ? 'append to' : 'replace'), id)
     if (kind === 'append') checkOnConflict(before, append.onConflict)
-    const how = { kind, format: upload.format, onConflict: append.onConflict, strict: append.strict }
+    const how = { kind, format: upload.format, onConflict: append.onConflict, strict: append.strict, apiKeyId: writer.keyId, options: upload.options }
     const length = upload.contentLength
     if (length === undefined || length > options.syncMaxBytes || bytesInMemory + length > memoryBudget) {
       const queued = await withStoredUpload(upload, async ({ uploadId }) => await sql.begin(async (tx) => {
@@ -321,7 +329,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
       const whole = await readWhole(upload.input, options.maxBytes)
       const done = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
-        const result = await writeRows(tx, id, kind, upload.format, decompressed(whole, upload.compression), upload.charset, append)
+        const result = await writeRows(tx, id, kind, upload.format, decompressed(whole, upload.compression), upload.charset, append, { apiKeyId: writer.keyId, options: upload.options })
         return { ...result, write: await datasets.insertWrite(tx, id, { ...how, counts: result.counts }) }
       })
       metadata.forget(id)
@@ -331,12 +339,34 @@ export function createDatasetService (options: DatasetServiceOptions) {
     }
   }
 
-  /** The rows of a body written to data set `id` in the caller's transaction (writes.ts). */
-  const writeRows = async (tx: TransactionSql, id: number, kind: WriteKind, format: Format, input: AsyncIterable<Buffer>, charset: string, append: AppendOptions): Promise<WriteResult> => {
+  /**
+   * The rows of a body written to data set `id` in the caller's transaction (writes.ts), read as
+   * the client asked, and the write's entry in the history, by the key that sent it.
+   */
+  const writeRows = async (tx: TransactionSql, id: number, kind: WriteKind, format: Format, input: AsyncIterable<Buffer>, charset: string, append: AppendOptions, how: WriteHow): Promise<WriteResult> => {
     const counted = countBytes(input, options.maxBytes)
-    const rows = rowSource(format, counted, charset)
+    const rows = rowSource(format, counted, charset, how.options)
     const deps = { datasets, jobs }
-    return kind === 'append' ? await appendInto(tx, deps, id, rows, append) : await replaceWith(tx, deps, id, rows, { format, bytes: () => counted.bytes })
+    const reading = { types: how.options.types, onProgress: how.onProgress }
+    const result = kind === 'append'
+      ? await appendInto(tx, deps, id, rows, append, reading)
+      : await replaceWith(tx, deps, id, rows, { format, bytes: () => counted.bytes }, reading)
+    const { inserted, updated, ignored } = result.counts
+    await datasets.recordChange(tx, {
+      datasetId: id,
+      kind: kind === 'replace' ? 'replace' : append.onConflict === undefined ? 'append' : 'upsert',
+      apiKeyId: how.apiKeyId,
+      rows: inserted + updated,
+      details: {
+        source: 'upload',
+        format,
+        bytes: counted.bytes,
+        ...(kind === 'replace'
+          ? { columns: result.columns.map(({ name, type }) => ({ name, type })) }
+          : { inserted, updated, ignored, ...(append.onConflict !== undefined && { on_conflict: append.onConflict }), ...(result.added.length > 0 && { columns_added: result.added }) }),
+      },
+    })
+    return result
   }
 
   /**
@@ -425,7 +455,9 @@ export function createDatasetService (options: DatasetServiceOptions) {
       authorize(id, await datasets.findOwned(id), writer, 'change the key of')
       const dataset = await sql.begin(async (tx) => {
         await tx.unsafe(`set local lock_timeout to '${SYNC_WRITE_LOCK_TIMEOUT}'`)
-        return await changeKey(tx, { datasets, jobs }, id, key)
+        const changed = await changeKey(tx, { datasets, jobs }, id, key)
+        await datasets.recordChange(tx, { datasetId: id, kind: 'patch', apiKeyId: writer.keyId, rows: null, details: { key } })
+        return changed
       })
       metadata.forget(id)
       return detailOf(dataset, await datasets.columns(id))
@@ -446,7 +478,11 @@ export function createDatasetService (options: DatasetServiceOptions) {
           const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-write:${writeId}`}, 0)) as locked`
           if (!locked) throw new Error(`another attempt of write ${writeId} is running`)
           const append = { onConflict: source.on_conflict ?? undefined, strict: source.strict_columns }
-          const result = await writeRows(tx, source.dataset_id, source.kind, source.format, storedUpload(source.upload_id!), 'utf-8', append)
+          const result = await writeRows(tx, source.dataset_id, source.kind, source.format, storedUpload(source.upload_id!), 'utf-8', append, {
+            apiKeyId: source.api_key_id === null ? null : Number(source.api_key_id),
+            options: source.import_options,
+            onProgress: async (rows) => { if (!await datasets.recordWriteProgress(writeId, rows)) throw new DatasetGone() },
+          })
           if (await datasets.finishWrite(tx, writeId, result.counts) === undefined) throw new DatasetGone()
         })
         metadata.forget(source.dataset_id)

@@ -12,13 +12,12 @@
 // are read again (a write that committed meanwhile may have added or widened some), and the
 // staged rows are merged or the replacement swapped in.
 //
-// Where the change history (another part of issue #20) records a write: `recordChange(tx, …)`
-// belongs right after `datasets.recordWrite(…)` in `appendInto`, `replaceWith` and `changeKey`,
-// inside the same transaction, where the counts and the new version are known.
+// Each write is recorded in the data set's history (recordChange) in its own transaction, by the
+// caller (service.ts), who knows the key that sent it.
 import type { TransactionSql } from 'postgres'
 import type { JobQueue } from '../../jobs/queue.ts'
 import { Problem } from '../../lib/errors.ts'
-import { widen } from './column-types.ts'
+import { widen, type ColumnType } from './column-types.ts'
 import type { Format } from './import/formats.ts'
 import { importRows } from './import/importer.ts'
 import { InvalidDataError, type DataLocation } from './import/invalid-data.ts'
@@ -37,7 +36,19 @@ export interface AppendOptions {
   strict: boolean
 }
 
-export interface WriteResult { dataset: Dataset, columns: DatasetColumn[], counts: WriteCounts }
+/** How a write reads its body: the types the client chose (`?types=`), and who hears of its progress (a job). */
+export interface ReadOptions {
+  types?: Readonly<Record<string, ColumnType>>
+  onProgress?: (rows: number) => Promise<void>
+}
+
+export interface WriteResult {
+  dataset: Dataset
+  columns: DatasetColumn[]
+  counts: WriteCounts
+  /** The columns an append added, by name (a replace: none; its columns are the new data's). */
+  added: string[]
+}
 
 /** How often, and how long each time, a replace waits for readers of the old table to let go. */
 const SWAP_ATTEMPTS = 5
@@ -61,13 +72,14 @@ export function checkOnConflict (dataset: Dataset, onConflict: OnConflict | unde
 }
 
 /** Appends the rows of `source`, or upserts them by the data set's key (`onConflict`). */
-export async function appendInto (tx: TransactionSql, { datasets, jobs }: WriteDeps, id: number, source: RowSource, options: AppendOptions): Promise<WriteResult> {
+export async function appendInto (tx: TransactionSql, { datasets, jobs }: WriteDeps, id: number, source: RowSource, options: AppendOptions, reading: ReadOptions = {}): Promise<WriteResult> {
   // The data set is looked at (ready? a key for on_conflict?) before the body is read, by the
   // caller, and again under the lock once the rows are staged.
   await tx`set local statement_timeout to 0`
   const before = new Map((await datasets.columnsIn(tx, id)).map((column) => [column.name, column]))
   const staging = stagingTable(id)
   const staged = await importRows(tx, staging, source, {
+    ...reading,
     freeze: false,
     knownType: (name) => {
       const known = before.get(name)
@@ -125,7 +137,7 @@ export async function appendInto (tx: TransactionSql, { datasets, jobs }: WriteD
   if (changed.length > 0) await tx.unsafe(table.createViewSql(columns.map((column) => column.name)))
   const written = await datasets.recordWrite(tx, id, { rows: dataset.rows + counts.inserted })
   await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: id })
-  return { dataset: written, columns, counts }
+  return { dataset: written, columns, counts, added: plan.filter(({ existing }) => existing === undefined).map(({ target }) => target.name) }
 }
 
 interface PlannedColumn { index: number, target: DatasetColumn }
@@ -231,13 +243,13 @@ export async function enforceKey (tx: TransactionSql, table: RowsTable, columns:
  * description and key: imported into the replacement table first, then swapped in, so that
  * readers see the old rows until the new ones are complete.
  */
-export async function replaceWith (tx: TransactionSql, { datasets, jobs }: WriteDeps, id: number, source: RowSource, how: { format: Format, bytes: () => number }): Promise<WriteResult> {
+export async function replaceWith (tx: TransactionSql, { datasets, jobs }: WriteDeps, id: number, source: RowSource, how: { format: Format, bytes: () => number }, reading: ReadOptions = {}): Promise<WriteResult> {
   await tx`set local statement_timeout to 0`
   // One replace of a data set at a time: the replacement table has one name.
   const [{ locked }] = await tx<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(hashtextextended(${`dataset-replace:${id}`}, 0)) as locked`
   if (!locked) throw new Problem('conflict', `Data set ${id} is being replaced by another request right now; send yours once that one is done.`)
   const next = replacementTable(id)
-  const result = await importRows(tx, next, source)
+  const result = await importRows(tx, next, source, reading)
 
   const dataset = writable(await datasets.lockForWrite(tx, id), id)
   if (dataset.key !== null) await enforceKey(tx, next, result.columns, dataset.key, result.locationOf)
@@ -261,7 +273,7 @@ export async function replaceWith (tx: TransactionSql, { datasets, jobs }: Write
   await datasets.deleteStats(tx, id)
   const written = await datasets.recordWrite(tx, id, { rows: result.rows, format: how.format, bytes: how.bytes() })
   await jobs.enqueue(tx, 'compute_dataset_stats', { dataset_id: id })
-  return { dataset: written, columns: result.columns, counts: { inserted: result.rows, updated: 0, ignored: 0 } }
+  return { dataset: written, columns: result.columns, counts: { inserted: result.rows, updated: 0, ignored: 0 }, added: [] }
 }
 
 /**
