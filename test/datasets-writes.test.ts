@@ -17,7 +17,7 @@ const SYNC_MAX_BYTES = 20_000
 
 const { app, sql } = await buildTestApp({ after }, { JOB_SUPERVISE_INTERVAL_SECONDS: '1', DATASET_SYNC_MAX_BYTES: String(SYNC_MAX_BYTES) }, { worker: true })
 const base = await listen(app)
-const { key } = await createApiKeysRepository(sql).create('tests')
+const { id: keyId, key } = await createApiKeysRepository(sql).create('tests')
 const auth = { authorization: `Bearer ${key}` }
 
 async function send (method: string, path: string, body: string, contentType = 'text/csv'): Promise<{ status: number, body: any }> {
@@ -44,6 +44,12 @@ async function rowsOf (id: number): Promise<any[]> {
   assert.equal(response.status, 200, JSON.stringify(page))
   assert.equal(page.next_cursor, null, 'one page holds them all')
   return page.rows
+}
+
+/** The data set's history, newest first: [kind, key id, rows, details] of each write. */
+async function historyOf (id: number): Promise<Array<[string, number | null, number | null, any]>> {
+  const { changes } = await json(await fetch(`${base}/datasets/${id}/changes?limit=100`))
+  return changes.map((change: any) => [change.kind, change.api_key_id === null ? null : Number(change.api_key_id), change.rows, change.details])
 }
 
 async function detailOf (id: number): Promise<any> {
@@ -456,6 +462,86 @@ describe('the job path', () => {
     assert.equal(replaced.dataset.rows, 3000)
     const [{ pieces }] = await sql<[{ pieces: number }]>`select count(*)::int as pieces from dataset_upload_pieces`
     assert.equal(pieces, 0, 'the stored uploads are gone')
+    assert.equal(replaced.write.rows_read, null, 'fewer rows than one progress report')
+
+    // Each write the jobs did is in the history, by the key that sent it; the failed one is not.
+    const history = await historyOf(dataset.id)
+    assert.deepEqual(history.map(([kind, by, rows]) => [kind, by, rows]), [['replace', Number(keyId), 3000], ['upsert', Number(keyId), 3], ['create', Number(keyId), 1]])
+    assert.deepEqual(history[0]![3].columns, [{ name: 'id', type: 'integer' }, { name: 'v', type: 'text' }])
+    assert.deepEqual({ ...history[1]![3], bytes: undefined }, { source: 'upload', format: 'csv', bytes: undefined, inserted: 2, updated: 1, ignored: 0, on_conflict: 'update' })
+    assert.equal(history[1]![3].bytes, 'id,v\n1,z\n2,b\n3,c\n'.length)
     await assertNothingHeld()
+  })
+
+  it('reports the rows a write job has read so far', async () => {
+    const { dataset } = await create('id,v\n0,start\n')
+    const rows = 120_000
+    const body = csvOf(['id', 'v'], Array.from({ length: rows }, (_, at) => [String(at + 1), 'x']))
+    const queued = await sendChunked('POST', `/datasets/${dataset.id}/rows`, body)
+    assert.equal(queued.status, 202)
+    const done = await until('the append job', async () => {
+      const detail = await detailOf(dataset.id)
+      return detail.write?.status === 'done' ? detail : undefined
+    }, 120_000)
+    assert.equal(done.write.inserted, rows)
+    // Reported every 50,000 rows (at the end of the batch that crosses them): the last report past 100,000.
+    assert.ok(done.write.rows_read >= 100_000 && done.write.rows_read < rows, `rows_read ${done.write.rows_read}`)
+  })
+})
+
+describe('reading a write as the client asks', () => {
+  it('takes delimiter, decimal and types on appends and replaces, at once and by a job', async () => {
+    const { dataset } = await create('code,amount,n\n1,1.5,1\n')
+    assert.deepEqual(typesOf(await detailOf(dataset.id)), { code: 'integer', amount: 'numeric', n: 'integer' })
+    // A chosen type is the type of the body's values: text widens `code`, leading zeros kept.
+    const appended = await send('POST', `/datasets/${dataset.id}/rows?delimiter=;&decimal=,&types=code:text,born:date`, 'code;amount;born\n0123;2,5;2020-01-02\n')
+    assert.equal(appended.status, 200, JSON.stringify(appended.body))
+    assert.deepEqual(typesOf(appended.body), { code: 'text', amount: 'numeric', n: 'integer', born: 'date' })
+    const byJob = await sendChunked('POST', `/datasets/${dataset.id}/rows?delimiter=tab&decimal=,&types=n:numeric`, 'code\tamount\tn\n0042\t1.234,5\t7\n')
+    assert.equal(byJob.status, 202, JSON.stringify(byJob.body))
+    await until('the append job', async () => (await detailOf(dataset.id)).write?.status === 'done')
+    assert.deepEqual(await rowsOf(dataset.id), [
+      { code: '1', amount: 1.5, n: 1, born: null },
+      { code: '0123', amount: 2.5, n: null, born: '2020-01-02' },
+      { code: '0042', amount: 1234.5, n: 7, born: null },
+    ])
+    assert.equal(typesOf(await detailOf(dataset.id)).n, 'numeric')
+
+    const replaced = await sendChunked('PUT', `/datasets/${dataset.id}/data?delimiter=|&types=code:text`, 'code|when\n0099|2021-05-06\n')
+    assert.equal(replaced.status, 202)
+    await until('the replace job', async () => (await detailOf(dataset.id)).write?.status === 'done')
+    assert.deepEqual(await rowsOf(dataset.id), [{ code: '0099', when: '2021-05-06' }])
+
+    // Refused before any row is written: a wrong option at once, a value not of its chosen type with its line.
+    const wrongDelimiter = await send('POST', `/datasets/${dataset.id}/rows?delimiter=x`, 'code\n1\n')
+    assert.equal(wrongDelimiter.status, 400)
+    assert.match(wrongDelimiter.body.detail, /^delimiter must be one of/)
+    const notADate = await send('PUT', `/datasets/${dataset.id}/data?types=when:date`, 'code,when\n1,2021-05-06\n2,soon\n')
+    assert.equal(notADate.status, 400)
+    assert.equal(notADate.body.line, 3)
+    assert.match(notADate.body.detail, /"soon".*not a date/)
+    const unknown = await send('POST', `/datasets/${dataset.id}/rows?types=nope:text`, 'code\n1\n')
+    assert.equal(unknown.status, 400)
+    assert.match(unknown.body.detail, /`types` names "nope"/)
+    assert.deepEqual(await rowsOf(dataset.id), [{ code: '0099', when: '2021-05-06' }], 'nothing of the refused writes')
+    await assertNothingHeld()
+  })
+
+  it('records appends, upserts, replaces and key changes in the history, with their key', async () => {
+    const { dataset } = await create('id,v\n1,a\n')
+    assert.equal((await send('POST', `/datasets/${dataset.id}/rows`, 'id,v,w\n2,b,x\n')).status, 200)
+    const keyed = await fetch(`${base}/datasets/${dataset.id}/key`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ key: ['id'] }) })
+    assert.equal(keyed.status, 200)
+    assert.equal((await send('POST', `/datasets/${dataset.id}/rows?on_conflict=ignore`, 'id,v\n2,B\n3,c\n')).status, 200)
+    assert.equal((await send('POST', `/datasets/${dataset.id}/rows`, 'id,v\n3,again\n')).status, 409, 'a refused write')
+    assert.equal((await send('PUT', `/datasets/${dataset.id}/data`, 'id\n9\n')).status, 200)
+    const by = Number(keyId)
+    assert.deepEqual(await historyOf(dataset.id), [
+      ['replace', by, 1, { source: 'upload', format: 'csv', bytes: 5, columns: [{ name: 'id', type: 'integer' }] }],
+      ['upsert', by, 1, { source: 'upload', format: 'csv', bytes: 13, inserted: 1, updated: 0, ignored: 1, on_conflict: 'ignore' }],
+      ['patch', by, null, { key: ['id'] }],
+      ['append', by, 1, { source: 'upload', format: 'csv', bytes: 13, inserted: 1, updated: 0, ignored: 0, columns_added: ['w'] }],
+      ['create', by, 1, (await historyOf(dataset.id)).at(-1)![3]],
+    ])
   })
 })

@@ -235,7 +235,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     schema: {
       tags: ['datasets'],
       summary: 'Replace every row, atomically',
-      description: `${WRITE_BODY} The body becomes the data set's rows and columns (types inferred as at creation, or chosen with `types`); id, name, description and key stay. ` +
+      description: `${WRITE_BODY} The body becomes the data set's rows and columns (types inferred as at creation, or chosen with \`types\`); id, name, description and key stay. ` +
         'It is imported beside the rows readers read, then swapped in at once: a reader sees every old row or every new one, never a mix and never none. ' +
         'With a key, the new rows must hold it (every key column, no key twice: a 400 naming both lines). One replace of a data set at a time (409 while another runs). ' +
         'The statistics are recomputed by a job (empty until then). ' + OWNERSHIP_RULE,
