@@ -489,6 +489,45 @@ describe('the job path', () => {
   })
 })
 
+describe('a large append (the data set built again beside its table)', () => {
+  it('upserts, widens and adds columns as the row-by-row path does; the indexes come back with the statistics job', async () => {
+    const { dataset } = await create(csvOf(['id', 'v', 'note'], Array.from({ length: 1000 }, (_, at) => [String(at + 1), String(at), `old ${at + 1}`])), '?key=id')
+    const indexesOf = async (): Promise<string[]> => (await sql<Array<{ indexname: string }>>`
+      select indexname from pg_indexes where schemaname = 'dataset_rows' and tablename = ${`ds_${dataset.id}`} order by indexname`).map((row) => row.indexname)
+    // The primary key, the key, one per column, one search index (one text column).
+    await until('statistics and indexes', async () => (await indexesOf()).length === 6 && (await detailOf(dataset.id)).stats.computed_at !== null)
+    const tableOid = async (): Promise<number> => (await sql<[{ oid: number }]>`select ${`dataset_rows.ds_${dataset.id}`}::regclass::oid::int8 as oid`)[0].oid
+    const before = await tableOid()
+    // 60,000 rows (over the bulk threshold): ids 501…60,500, so 500 update old rows; v widens to numeric; a new column.
+    const rows = Array.from({ length: 60_000 }, (_, at) => [String(at + 501), at === 30_000 ? '1.5' : String(-at), `new ${at + 501}`, at % 2 === 0 ? 'true' : 'false'])
+    const answer = await send('POST', `/datasets/${dataset.id}/rows?on_conflict=update`, csvOf(['id', 'v', 'note', 'flag'], rows))
+    assert.equal(answer.status, 202, JSON.stringify(answer.body))
+    const done = await until('the append job', async () => {
+      const detail = await detailOf(dataset.id)
+      return detail.write?.status === 'done' ? detail : detail.write?.status === 'failed' ? assert.fail(JSON.stringify(detail.write)) : undefined
+    }, 120_000)
+    assert.deepEqual([done.write.inserted, done.write.updated, done.write.ignored], [59_500, 500, 0])
+    assert.equal(done.dataset.rows, 60_500)
+    assert.notEqual(await tableOid(), before, 'a table built beside the old one and swapped in')
+    assert.deepEqual(typesOf(done), { id: 'integer', v: 'numeric', note: 'text', flag: 'boolean' })
+    const page = async (query: string): Promise<any[]> => (await json(await fetch(`${base}/datasets/${dataset.id}/rows?${query}`))).rows
+    assert.deepEqual(await page('limit=1'), [{ id: 1, v: 0, note: 'old 1', flag: null }], 'old rows first, in their order')
+    assert.deepEqual(await page('id=501'), [{ id: 501, v: 0, note: 'new 501', flag: true }], 'an old row updated in place')
+    assert.deepEqual(await page('id=30501'), [{ id: 30_501, v: 1.5, note: 'new 30501', flag: true }])
+    assert.deepEqual(await page('sort=-id&limit=1'), [{ id: 60_500, v: -59_999, note: 'new 60500', flag: false }])
+    const [{ count, last }] = await sql.unsafe<[{ count: number, last: number }]>(`select count(*)::int as count, (select c1 from dataset_rows.ds_${dataset.id} order by _row desc limit 1)::int as last from dataset_rows.ds_${dataset.id}`)
+    assert.deepEqual([count, last], [60_500, 60_500], 'the new rows numbered after the old ones, in file order')
+    // The key still holds, and the view of SQL queries has the new column.
+    assert.equal((await send('POST', `/datasets/${dataset.id}/rows`, 'id,v\n1,2\n')).status, 409)
+    const [view] = await sql<[{ columns: string[] }]>`
+      select array_agg(attname::text order by attnum) as columns from pg_attribute where attrelid = ${`dataset_views.dataset_${dataset.id}`}::regclass and attnum > 0`
+    assert.deepEqual(view.columns, ['id', 'v', 'note', 'flag'])
+    await until('the indexes built again by the statistics job, one more column', async () => (await indexesOf()).length === 7, 120_000)
+    assert.deepEqual(await page('note=new%2060000'), [{ id: 60_000, v: -59_499, note: 'new 60000', flag: false }])
+    await assertNothingHeld()
+  })
+})
+
 describe('reading a write as the client asks', () => {
   it('takes delimiter, decimal and types on appends and replaces, at once and by a job', async () => {
     const { dataset } = await create('code,amount,n\n1,1.5,1\n')

@@ -94,6 +94,8 @@ function tableOf (datasetId: number, role: TableRole) {
   const viewRelation = `dataset_${datasetId}`
   const view = `${VIEWS_SCHEMA}.${viewRelation}`
 
+  // A timestamp widened from a date keeps its midnight in UTC (the session's time zone).
+  const widened = (position: number, type: ColumnType): string => `${column(position)}::${SQL_TYPES[type]}`
   /**
    * SQL of the full-text document of a row: its text columns (in position order) joined by a
    * space, a missing value as empty text; undefined when the data set has no text column. The
@@ -132,10 +134,10 @@ function tableOf (datasetId: number, role: TableRole) {
       await tx.unsafe(`alter table ${name} add column ${column(position)} ${await columnDefinition(tx, type)}`)
     },
     async widenColumn (tx: TransactionSql, position: number, type: ColumnType): Promise<void> {
-      const c = column(position)
-      // A timestamp widened from a date keeps its midnight in UTC (the session's time zone).
-      await tx.unsafe(`alter table ${name} alter column ${c} type ${await columnDefinition(tx, type)} using ${c}::${SQL_TYPES[type]}`)
+      await tx.unsafe(`alter table ${name} alter column ${column(position)} type ${await columnDefinition(tx, type)} using ${widened(position, type)}`)
     },
+    /** SQL of a column's values widened to `type`, as widenColumn stores them (a copy into a wider table). */
+    widened: (position: number, type: ColumnType): string => widened(position, type),
     /**
      * Changes a column's type, each value converted from its text as the API sends it (`csvField`:
      * dates YYYY-MM-DD, timestamps ISO 8601 in UTC, booleans true/false), which is how a filter
