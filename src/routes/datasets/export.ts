@@ -71,16 +71,19 @@ export async function exportRows (sql: Sql, dataset: { id: number, rows: number,
   }
 
   /** Up to `count` rows of a walk's range that pass the filters, after row `after`: their lines as one text, and the last row's number. */
-  const readWalk = async (range: WalkRange, after: number | undefined, count: number): Promise<{ text: string, last: number | null, rows: number }> => {
-    const start = after === undefined ? sql`true` : range.after(after)
-    const [chunk] = await cancellable(sql<[{ text: string | null, last: number | null, rows: number }]>`
-      select coalesce(string_agg(line, '' order by n), '') as text, (array_agg(_row order by n desc))[1] as last, count(*)::int4 as rows
+  // Each chunk goes on after the last row of the one before and its sort key, so that a row
+  // deleted meanwhile does not end the walk (rows.ts).
+  const keyText = sort.key === undefined ? sql`null::text` : sort.key.text
+  const readWalk = async (range: WalkRange, after: { row: number, key: string | null } | undefined, count: number): Promise<{ text: string, last: { row: number, key: string | null } | null, rows: number }> => {
+    const start = after === undefined ? sql`true` : range.after(after.row, after.key === null ? undefined : sort.key?.read(after.key))
+    const [chunk] = await cancellable(sql<[{ text: string | null, last: number | null, last_key: string | null, rows: number }]>`
+      select coalesce(string_agg(line, '' order by n), '') as text, (array_agg(_row order by n desc))[1] as last, (array_agg(_key order by n desc))[1] as last_key, count(*)::int4 as rows
       from (
-        select ${sql.unsafe(walkLine)} || e'\\n' as line, _row, row_number() over (order by ${range.order}) as n
+        select ${sql.unsafe(walkLine)} || e'\\n' as line, _row, ${keyText} as _key, row_number() over (order by ${range.order}) as n
         from ${table.identifier(sql)} where ${filtered} and ${range.where} and ${start}
         order by ${range.order} limit ${count}
       ) chunk`, signal)
-    return { text: chunk.text ?? '', last: chunk.last === null ? null : Number(chunk.last), rows: chunk.rows }
+    return { text: chunk.text ?? '', last: chunk.last === null ? null : { row: Number(chunk.last), key: chunk.last_key }, rows: chunk.rows }
   }
 
   const [{ last }] = await cancellable(sql<[{ last: number | null }]>`select max(_row) as last from ${table.identifier(sql)}`, signal)
@@ -102,7 +105,7 @@ export async function exportRows (sql: Sql, dataset: { id: number, rows: number,
         return
       }
       for (const range of walkRanges(sql, table, sort)) {
-        for (let after: number | undefined; ;) {
+        for (let after: { row: number, key: string | null } | undefined; ;) {
           const chunk = await readWalk(range, after, size)
           if (chunk.rows > 0) yield Buffer.from(chunk.text)
           if (chunk.rows < size || chunk.last === null) break

@@ -22,6 +22,9 @@ import type { DatasetColumn } from './schemas.ts'
 import { matchesColumnSearch, matchesSearch } from './search.ts'
 import type { RowsTable } from './table.ts'
 
+/** The longest `_cursor` taken (a cursor this API hands out is never longer). */
+export const CURSOR_MAX_LENGTH = 4096
+
 export const FILTER_OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'contains', 'startswith', 'in', 'isnull', 'search'] as const
 type Operator = typeof FILTER_OPERATORS[number]
 const COMPARISONS = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
@@ -37,7 +40,7 @@ function listOf (options: { description: string, examples: string[] }) {
 export const API_PARAMETERS = {
   limit: Type.Integer({ minimum: 1, maximum: 1000, description: 'Rows (on /aggregate: groups) per page (default 100)', examples: [100] }),
   sort: Type.String({ minLength: 1, maxLength: 201, description: '`column` or `-column` (descending); missing values last. On /aggregate a group column or a metric (`-count`, `sum:score`)', examples: ['-score'] }),
-  cursor: Type.String({ maxLength: 4096, description: 'The `next_cursor` of the previous page (same sort and filters)' }),
+  cursor: Type.String({ maxLength: CURSOR_MAX_LENGTH, description: 'The `next_cursor` of the previous page (same sort and filters)' }),
   q: Type.String({ maxLength: 10_000, description: 'Full-text search over the text columns: words (all must appear), "quoted phrases", `or`, `-word`; ' +
     'case-insensitive, no stemming (PostgreSQL\'s `simple` configuration). With `_sort=_rank`, best matches first', examples: ['paris "open data" -draft'] }),
   select: listOf({ description: 'Columns to return, comma-separated or repeated (default: all, in order)', examples: ['name,score'] }),
