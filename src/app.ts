@@ -128,6 +128,12 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     // The path, not the whole URL: a query string may be 100 KB of hostile text, and echoing it in
     // every refusal only makes the answer larger (the request id names the occurrence).
     const instance = request.url.split('?')[0]!
+    // The client went away first (its request's signal stopped the work): nobody reads this
+    // answer, and it is no fault of the service, so no error or warning in the log.
+    if (reply.raw.destroyed) {
+      request.log.info({ err: error }, 'the client left before the response')
+      return await reply.code(problem?.status ?? 500).type('application/problem+json').send(problem === undefined ? internalErrorBody(request.id, instance) : problemBody(problem, request.id, instance))
+    }
     if (problem === undefined) {
       request.log.error({ err: error }, 'unhandled error')
       return await reply.code(500).type('application/problem+json').send(internalErrorBody(request.id, instance))

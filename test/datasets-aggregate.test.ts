@@ -17,7 +17,7 @@ import { after, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import type { Sql } from '../src/db/pool.ts'
-import { buildTestApp, listen } from './helpers/app.ts'
+import { buildTestApp, listen, recordingLogger } from './helpers/app.ts'
 import { json, until } from './helpers/http.ts'
 
 const SEED = Number(process.env.FC_SEED ?? 20_260_519)
@@ -355,7 +355,9 @@ const queryArb: fc.Arbitrary<Query> = fc.record({
 
 const env = { LOG_LEVEL: 'silent', OVERLOAD_EVENT_LOOP_DELAY_MS: '0' }
 const QUERY_TIMEOUT_MS = 300
-const main = await buildTestApp({ after }, env)
+// A client that leaves is no error of the service: what `main` logs is kept, and checked below.
+const mainLog = recordingLogger()
+const main = await buildTestApp({ after }, env, { logger: mainLog.logger })
 const timeoutApp = await buildTestApp({ after }, { ...env, QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS) })
 const bases = { main: await listen(main.app), timeout: await listen(timeoutApp.app) }
 const keys = { main: (await createApiKeysRepository(main.sql).create('aggregate')).key, timeout: (await createApiKeysRepository(timeoutApp.sql).create('aggregate')).key }
@@ -606,5 +608,6 @@ describe('deadline and cancellation', () => {
       // Well before QUERY_TIMEOUT_MS (10 s here): cancelled, not timed out.
       await until('the aggregate to be cancelled', async () => await runningOn(main.sql, datasetId) === 0, 3_000)
     })
+    assert.deepEqual(mainLog.errors(), [], 'no error logged')
   })
 })

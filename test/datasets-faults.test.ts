@@ -17,9 +17,10 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
+import type { Logger } from 'pino'
 import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { createSql } from '../src/db/pool.ts'
-import { buildTestApp, listen } from './helpers/app.ts'
+import { buildTestApp, listen, recordingLogger } from './helpers/app.ts'
 import { createTestDatabase, type Cleanup } from './helpers/database.ts'
 import { delay, until } from './helpers/http.ts'
 import { startOwnPostgres } from './helpers/own-postgres.ts'
@@ -155,8 +156,8 @@ async function datasetOf (base: string, id: number): Promise<any> {
 }
 
 /** The real app on a fresh database (buildTestApp), listening, with a monitor, an API key, and a worker if asked. */
-async function inProcess (resources: AsyncDisposableStack, env: Record<string, string>, { worker = false } = {}) {
-  const testApp = await buildTestApp(onStack(resources), { ...NO_LOOP_SHEDDING, ...env })
+async function inProcess (resources: AsyncDisposableStack, env: Record<string, string>, { worker = false, logger }: { worker?: boolean, logger?: Logger } = {}) {
+  const testApp = await buildTestApp(onStack(resources), { ...NO_LOOP_SHEDDING, ...env }, { logger })
   const base = await listen(testApp.app)
   const monitor = monitorOf(testApp.databaseUrl, resources)
   const { key } = await createApiKeysRepository(testApp.sql).create('faults')
@@ -396,7 +397,8 @@ describe('a client gone in the middle of its upload', () => {
 
   it('on the sync path (read whole into memory): keeps nothing, and later small uploads are still imported at once', async () => {
     await using resources = new AsyncDisposableStack()
-    const testApp = await inProcess(resources, { DATASET_SYNC_MAX_BYTES: String(SYNC_MAX) }, { worker: true })
+    const log = recordingLogger()
+    const testApp = await inProcess(resources, { DATASET_SYNC_MAX_BYTES: String(SYNC_MAX) }, { worker: true, logger: log.logger })
     const { base, key } = testApp
     // More aborted uploads than fit the in-memory budget (4 × DATASET_SYNC_MAX_BYTES) at once:
     // each must give its share back, or the upload below would be sent to the job path.
@@ -407,15 +409,18 @@ describe('a client gone in the middle of its upload', () => {
     const answer = await uploadCsv(base, key, whole)
     assert.equal(answer.status, 201, JSON.stringify(answer.body))
     assert.equal(answer.body.dataset.rows, 5000)
+    assert.deepEqual(log.errors(), [], 'no error logged')
   })
 
   it('on the job path (stored piece by piece): removes the pieces already stored, and creates no data set', async () => {
     await using resources = new AsyncDisposableStack()
-    const testApp = await inProcess(resources, { DATASET_SYNC_MAX_BYTES: String(SYNC_MAX) }, { worker: true })
+    const log = recordingLogger()
+    const testApp = await inProcess(resources, { DATASET_SYNC_MAX_BYTES: String(SYNC_MAX) }, { worker: true, logger: log.logger })
     const { base, key, monitor } = testApp
     // Gone once the first pieces (1 MiB each) are in the database.
     await uploadAndVanish(base, key, { total: 8 * 1024 * 1024, sent: 3 * 1024 * 1024, before: async () => await until('a stored piece', async () => await monitor.pieces() > 0, 10_000) })
     await assertNothingLeft(testApp)
+    assert.deepEqual(log.errors(), [], 'no error logged')
   })
 })
 

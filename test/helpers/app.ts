@@ -1,6 +1,7 @@
 // Builds the real app (buildApp) on the real resources (openResources) and a test database, and
 // closes them after the test file in the order a server does: the app, then the resources, then
 // the database (dropped).
+import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
@@ -53,4 +54,11 @@ export async function buildTestApp (t: Cleanup, env: Record<string, string> = {}
 /** Listens on a free loopback port; returns the base URL. For tests that need real sockets. */
 export async function listen (app: App): Promise<string> {
   return await app.listen({ port: 0, host: '127.0.0.1' })
+}
+
+/** A logger that keeps what it logs at info and above: for a test that nothing was logged as an error (warnings depend on the machine: a blocked event loop is one). */
+export function recordingLogger (): { logger: Logger, errors: () => string[] } {
+  const entries: Array<{ level: number, msg: string }> = []
+  const logger = pino({ level: 'info' }, new Writable({ write (line: Buffer, _encoding, done) { entries.push(JSON.parse(line.toString())); done() } }))
+  return { logger, errors: () => entries.filter((entry) => entry.level >= 50).map((entry) => entry.msg) }
 }
