@@ -49,6 +49,7 @@ export const EnvironmentSchema = Type.Object({
   DATASET_PAGE_MAX_BYTES: Type.Integer({ minimum: 1_024, maximum: 1_073_741_824, default: 8_388_608, description: 'A page of rows stops early, with a `next_cursor`, once its values reach this many bytes (a page always holds at least one row), so that memory per request stays bounded when values are large.' }),
   FACET_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 3_000, description: 'Deadline of each facet of a rows page (`_facet=`), its wait for a connection included; a late facet is cancelled in PostgreSQL and answered `{"timed_out": true}` beside the rows and the other facets.' }),
   COUNT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 1_000, description: 'How long the exact count of a filtered rows page may take by default (`_count` not given); past it the count is cancelled in PostgreSQL and the planner\'s estimate is sent, with `total_is_estimate: true`.' }),
+  DATASET_EVENTS_MAX_STREAMS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1_000, description: 'Event streams (`GET /datasets/{id}/events`) one process keeps open at once; one more is answered 503 with Retry-After. A stream holds no database connection while it waits.' }),
   DATASET_FETCH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Connect, headers and between-chunks timeout of a URL import.' }),
   SQL_QUERIES: Type.Boolean({ default: false, description: 'Serve `POST /datasets/sql`: read-only SQL over the data sets\' views, run by a role of its own that can read only those views. `false`: the route answers 404.' }),
   SQL_QUERIES_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'Rows a SQL query returns at most; beyond it the result ends with `"truncated": "max_rows"`.' }),
@@ -131,6 +132,8 @@ export interface Config {
     /** Deadline of each facet of a rows page, and of its default exact count. */
     facetTimeoutMs: number
     countTimeoutMs: number
+    /** GET /datasets/{id}/events streams open at once per process. */
+    eventStreams: number
     requireKeyForReads: boolean
     /** POST /datasets/sql: on or off, its caps, its pool, and the reader role's URL when the operator made the role. */
     sqlQueries: { enabled: boolean, maxRows: number, maxBytes: number, poolMax: number, readerUrl?: string }
@@ -201,6 +204,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
       pageMaxBytes: e.DATASET_PAGE_MAX_BYTES,
       facetTimeoutMs: e.FACET_TIMEOUT_MS,
       countTimeoutMs: e.COUNT_TIMEOUT_MS,
+      eventStreams: e.DATASET_EVENTS_MAX_STREAMS,
       requireKeyForReads: e.REQUIRE_KEY_FOR_READS,
       sqlQueries: { enabled: e.SQL_QUERIES, maxRows: e.SQL_QUERIES_MAX_ROWS, maxBytes: e.SQL_QUERIES_MAX_BYTES, poolMax: e.SQL_QUERIES_POOL_MAX, readerUrl: e.SQL_QUERIES_DATABASE_URL },
     },

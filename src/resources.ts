@@ -82,8 +82,8 @@ export async function openResources (config: Config, logger: Logger, options: Re
   const jobs = await startJobQueue(database.url, config, logger)
   // Deferred after the mailer, so it runs before it: running jobs finish before the mailer closes.
   stack.defer(async () => { await jobs.stop(config.shutdownGraceMs) })
-  const datasets = createConfiguredDatasetService(config, { sql, jobs })
-  const listener = listen(database.url, DATASET_CHANGED, datasets.metadataChanges, logger.child({ component: 'listener' }))
+  const datasets = createConfiguredDatasetService(config, { sql, jobs, log: logger.child({ component: 'datasets' }) })
+  const listener = listen(database.url, DATASET_CHANGED, datasets.changeHandlers, logger.child({ component: 'listener' }))
   stack.defer(async () => { await listener.close() })
   let working: Promise<void> | undefined
   const startWorker = async (): Promise<void> => {

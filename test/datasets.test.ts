@@ -8,6 +8,7 @@ import { createConfiguredDatasetService } from '../src/routes/datasets/service.t
 import { seedDemo } from '../src/resources.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { json, until } from './helpers/http.ts'
+import { pino } from 'pino'
 
 const { app, sql } = await buildTestApp({ after }, { JOB_SUPERVISE_INTERVAL_SECONDS: '1', DATASET_SYNC_MAX_BYTES: '20000', SSRF_ALLOWLIST: '127.0.0.1' }, { worker: true })
 const base = await listen(app)
@@ -360,7 +361,7 @@ describe('URL imports', () => {
 describe('demo data set', () => {
   it('is loaded once, through the import path, and answers like any data set', async () => {
     const demo = await buildTestApp({ after })
-    const service = createConfiguredDatasetService(demo.config, { sql: demo.sql, jobs: demo.jobs })
+    const service = createConfiguredDatasetService(demo.config, { sql: demo.sql, jobs: demo.jobs, log: pino({ level: 'silent' }) })
     assert.equal(await seedDemo(demo.sql, service), true)
     assert.equal(await seedDemo(demo.sql, service), false)
     const response = await demo.app.inject('/datasets/1')

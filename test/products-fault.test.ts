@@ -77,7 +77,9 @@ describe('MongoDB catalog store outages', { skip: skipWithoutMongo(), timeout: 1
     database = await createTestDatabase(later)
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'data-api-ferretdb-fault-'))
     ferretDb = await startFerretDb({ dataDir })
-    env = { MONGODB_URL: `${ferretDb.url}catalog`, MONGODB_TIMEOUT_MS: String(TIMEOUT_MS) }
+    // READY_TIMEOUT_MS well above the default: on a busy machine PostgreSQL may take a second to
+    // answer /readyz, and this test is about the catalog being down, not the database being slow.
+    env = { MONGODB_URL: `${ferretDb.url}catalog`, MONGODB_TIMEOUT_MS: String(TIMEOUT_MS), READY_TIMEOUT_MS: '10000' }
     const catalog = await openCatalogStore(loadConfig(env).mongodb, database.sql, pino({ level: 'silent' }))
     later.after(async () => {
       await catalog.close()

@@ -11,6 +11,7 @@ import { sampleProduct } from '../src/routes/products/sample-products.ts'
 import { createTestDatabase } from './helpers/database.ts'
 import { createTestMongoDatabase, testMongoUrl, withDatabase } from './helpers/mongo.ts'
 import { skipWithoutMongo } from './helpers/requirements.ts'
+import { pino } from 'pino'
 
 const execFileAsync = promisify(execFile)
 
@@ -55,7 +56,7 @@ describe('seed', () => {
 
   it('loads the demo set once', async () => {
     const { sql, jobs, config } = await buildTestApp({ after })
-    const datasets = createConfiguredDatasetService(config, { sql, jobs })
+    const datasets = createConfiguredDatasetService(config, { sql, jobs, log: pino({ level: 'silent' }) })
     assert.equal(await seedDemo(sql, datasets), true)
     assert.equal(await seedDemo(sql, datasets), false)
     const [{ users, orders, products, rows }] = await sql<[{ users: number, orders: number, products: number, rows: number }]>`
@@ -69,7 +70,7 @@ describe('seed', () => {
 
   it('adds the demo products to a database seeded before products existed', async () => {
     const { sql, jobs, config } = await buildTestApp({ after })
-    const datasets = createConfiguredDatasetService(config, { sql, jobs })
+    const datasets = createConfiguredDatasetService(config, { sql, jobs, log: pino({ level: 'silent' }) })
     await sql`insert into seed_log (name) values ('demo-users')`
     assert.equal(await seedDemo(sql, datasets), true)
     const [{ products }] = await sql<[{ products: number }]>`select count(*)::int as products from products`

@@ -199,6 +199,40 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRouteOptions> = asy
     return await reply.send(rows as unknown as string)
   })
 
+  app.get('/datasets/:dataset_id/events', {
+    ...readAccess,
+    schema: {
+      tags: ['datasets'],
+      summary: 'Follow a data set as server-sent events: its import, its writes, its changes',
+      description: 'A `text/event-stream` (an `EventSource` in a browser, `curl -N` in a shell) that stays open. Each event\'s `data` is the whole state, ' +
+        '`{"dataset": {id, status, rows, error, updated_at}, "write": <the latest append or replace, or null>}`, so a client keeps no books; its name says what changed: ' +
+        '`state` first (the state now), `progress` (rows imported so far, or `write.rows_read` of a running write job, every 50,000 rows), ' +
+        '`status` (`importing` → `ready` or `failed`, with `error` and its line), `write` (a write queued, running, done with its counts, or failed with why), ' +
+        '`change` (a new version: rows deleted, an append done during its request, a PATCH), and `deleted`, after which the stream ends. ' +
+        'The events come from whichever process does the work (PostgreSQL LISTEN/NOTIFY); a reconnecting client gets the whole state again first, so it misses ' +
+        'no final state (intermediate progress may be skipped). A comment line every 15 s keeps proxies from closing it. ' +
+        'A stream holds no database connection while it waits; DATASET_EVENTS_MAX_STREAMS streams per process at most (503 with Retry-After beyond).',
+      params: Type.Object({ dataset_id: DatasetId }),
+      response: {
+        200: { description: 'Events until the client leaves or the data set is deleted', content: { 'text/event-stream': { schema: Type.String() } } },
+        ...problemResponses(400, ...keyNeeded(true), 404, 503),
+      },
+    },
+  }, async (request, reply) => {
+    const id = request.params.dataset_id
+    const state = await datasets.eventState(id)
+    if (state === undefined) throw new Problem('not-found', `There is no data set ${id}.`)
+    const events = datasets.events.open(id, state)
+    // `x-accel-buffering: no`: a proxy such as nginx passes each event on at once.
+    reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-store').header('x-accel-buffering', 'no')
+    return await reply.send(events as unknown as string)
+  })
+  // Open streams never end by themselves: they are ended first, so that the server can close.
+  app.addHook('preClose', (done) => {
+    datasets.events.close()
+    done()
+  })
+
   const WRITE_BODY = 'The body is CSV (a header line first), TSV, a JSON array of objects, NDJSON or an Excel workbook, as for `POST /datasets` (or a `multipart/form-data` form with a `file` field), ' +
     'gzip-compressed or not; UTF-8 unless the Content-Type names another `charset`; read as `delimiter`, `decimal` and `types` say, as at creation. A body up to DATASET_SYNC_MAX_BYTES (by Content-Length) is written during the request: 200 with the counts in `write`. ' +
     'A larger one, or one of unknown length, is stored and written by a job: 202 with `write.status` `queued`; `GET` the `Location` (the data set) to follow `write`. ' +

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { request as httpRequest } from 'undici'
 import type { TransactionSql } from 'postgres'
+import type { Logger } from 'pino'
 import type { ListenHandlers } from '../../db/listener.ts'
 import { withoutStatementTimeout, type Sql } from '../../db/pool.ts'
 import type { JobQueue } from '../../jobs/queue.ts'
@@ -40,6 +41,7 @@ import { rowsTable } from './table.ts'
 import { DataQuery, type ApiParameter, type QueryString } from './view.ts'
 import { ViewCache } from './view-cache.ts'
 import { appendInto, changeKey, checkOnConflict, enforceKey, replaceWith, writable, type AppendOptions, type WriteResult } from './writes.ts'
+import { DatasetEvents, type DatasetState } from './events.ts'
 
 /** The API parameters of DELETE /datasets/{id}/rows: the filters of GET /rows and its search. */
 export const DELETE_ROWS_PARAMETERS = ['q'] as const satisfies readonly ApiParameter[]
@@ -86,6 +88,9 @@ export interface DatasetServiceOptions {
   /** Connections of the pool `sql`, and how long a query may wait for one. */
   poolMax: number
   poolWaitMs: number
+  /** Event streams (GET /datasets/{id}/events) open at once at most. */
+  eventStreams: number
+  log: Logger
 }
 
 export type DatasetService = ReturnType<typeof createDatasetService>
@@ -119,6 +124,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
   const datasets = createDatasetsRepository(sql)
   // Used once the process listens for changes (resources.ts hands it to db/listener.ts).
   const metadata = new MetadataCache()
+  const events = new DatasetEvents({ read: async (id) => await eventState(id), maxStreams: options.eventStreams, log: options.log })
   const memoryBudget = SYNC_UPLOADS_IN_MEMORY * options.syncMaxBytes
   let bytesInMemory = 0
   // The scans beside a rows page (facets, exact counts) each run on a reserved connection, so that
@@ -422,6 +428,14 @@ export function createDatasetService (options: DatasetServiceOptions) {
     return { input: response.body, format, charset, compression }
   }
 
+  /** A data set's state as its event streams show it (events.ts): its progress and its latest write. */
+  const eventState = async (id: number): Promise<DatasetState | undefined> => {
+    const [dataset, write] = await Promise.all([datasets.find(id), datasets.latestWrite(id)])
+    if (dataset === undefined) return undefined
+    const { status, rows, error, updated_at: updatedAt } = dataset
+    return { dataset: { id, status, rows, error, updated_at: updatedAt }, write: write ?? null }
+  }
+
   /** The lesson's {dataset, schema, stats}: three reads at once, one Server-Timing entry each. */
   const detail = async (id: number, signal: AbortSignal, timing?: ServerTiming): Promise<DatasetDetail> => {
     const { values } = await gather({
@@ -439,6 +453,7 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
   return {
     detail,
+    eventState,
 
     /** POST /datasets/{id}/rows: the rows of the body appended, or upserted by the key (writes.ts). */
     async append (id: number, upload: FileUpload, append: AppendOptions, writer: Writer): Promise<DatasetDetail> {
@@ -830,15 +845,31 @@ export function createDatasetService (options: DatasetServiceOptions) {
 
     countsByStatus: async (signal: AbortSignal) => await datasets.countsByStatus(signal),
 
-    /** What hears of metadata changes (db/listener.ts on DATASET_CHANGED): nothing is kept until it listens. */
-    metadataChanges: metadata as ListenHandlers,
+    /** The event streams of GET /datasets/{id}/events; `close` ends them (before the server closes). */
+    events,
+
+    /**
+     * What hears of data set changes (db/listener.ts on DATASET_CHANGED): the metadata cache
+     * (nothing is kept until it listens) and the event streams.
+     */
+    changeHandlers: fanOut(metadata, events),
+  }
+}
+
+/** Handlers that pass every call on to each of `handlers`. */
+function fanOut (...handlers: ListenHandlers[]): ListenHandlers {
+  return {
+    notify: (payload) => { for (const handler of handlers) handler.notify(payload) },
+    listening: () => { for (const handler of handlers) handler.listening() },
+    lost: () => { for (const handler of handlers) handler.lost() },
   }
 }
 
 /** The service as configured: the API's routes and the job worker each make theirs with this. */
-export function createConfiguredDatasetService (config: Config, deps: { sql: Sql, jobs: JobQueue }): DatasetService {
+export function createConfiguredDatasetService (config: Config, deps: { sql: Sql, jobs: JobQueue, log: Logger }): DatasetService {
   return createDatasetService({
     ...deps,
+    eventStreams: config.datasets.eventStreams,
     guard: createSsrfGuard({ allow: config.ssrfAllowlist }),
     syncMaxBytes: config.datasets.syncMaxBytes,
     maxBytes: config.datasets.maxBytes,
