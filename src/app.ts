@@ -38,6 +38,7 @@ import { upstreamRoutes } from './routes/upstream/routes.ts'
 import { createUsersRepository } from './routes/users/repository.ts'
 import { userRoutes } from './routes/users/routes.ts'
 import { waitRoutes } from './routes/waits/routes.ts'
+import { webRoutes } from './web/routes.ts'
 
 /** What the routes lean on, opened by the caller (resources.ts): the app opens and closes none of it. */
 export interface AppDeps {
@@ -192,5 +193,6 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     app.addHook('onListen', async () => { deps.upstreams.bindSelf(app.server.address() as AddressInfo) })
   }
   await app.register(productRoutes, { catalog: deps.catalog })
+  await app.register(webRoutes)
   return app
 }

@@ -14,7 +14,7 @@ import { PassThrough } from 'node:stream'
 import type { Logger } from 'pino'
 import type { ListenHandlers } from '../../db/listener.ts'
 import { Problem } from '../../lib/errors.ts'
-import type { Dataset, DatasetWrite } from './schemas.ts'
+import type { Dataset, DatasetWrite, EventName } from './schemas.ts'
 
 /** What a stream is sent with every event: the data set's state and its latest write. */
 export interface DatasetState {
@@ -22,8 +22,6 @@ export interface DatasetState {
   write: DatasetWrite | null
 }
 
-/** The events, each named by what changed (see the route's description in routes.ts). */
-export type EventName = 'state' | 'status' | 'write' | 'progress' | 'change' | 'deleted'
 
 export interface DatasetEventsOptions {
   /** The state of a data set now; undefined when there is no such data set. */

@@ -275,3 +275,15 @@ export const DatasetChanges = Type.Object({
   changes: Type.Array(DatasetChange, { description: 'Newest first' }),
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for older changes; null on the last page' })),
 })
+
+/** The events of `GET /datasets/{id}/events`, each named by what changed (see the route's description). */
+export const EventName = Type.Union([Type.Literal('state'), Type.Literal('status'), Type.Literal('write'), Type.Literal('progress'), Type.Literal('change'), Type.Literal('deleted')])
+export type EventName = Static<typeof EventName>
+
+/** One server-sent event of `GET /datasets/{id}/events`, its fields as the stream has them. */
+export const SseEvent = Type.Object({
+  event: Type.Optional(EventName),
+  data: Type.String({ description: 'JSON: `{"dataset": {id, status, rows, error, updated_at}, "write": <the latest write, or null>}`', contentMediaType: 'application/json' }),
+  id: Type.Optional(Type.String({ description: 'A number counting the events of this stream' })),
+  retry: Type.Optional(Type.Integer({ description: 'Milliseconds an EventSource waits before it connects again' })),
+}, { description: 'A server-sent event' })

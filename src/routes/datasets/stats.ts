@@ -122,12 +122,21 @@ async function topValues (tx: TransactionSql, table: RowsTable, column: DatasetC
  * rows instead of 0.05 ms).
  */
 async function indexColumns (sql: Sql, table: RowsTable, columns: DatasetColumn[], stats: DatasetStats): Promise<void> {
+  // Two statistics jobs of one data set may run at once (an append's beside the one before), and
+  // CREATE INDEX IF NOT EXISTS is not safe against a concurrent one (a unique violation in
+  // pg_class): under a lock of the table's, the second waits, then finds the index there.
+  const build = async (create: (tx: TransactionSql) => Promise<unknown>): Promise<void> => {
+    await withoutStatementTimeout(sql, async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtextextended(${`dataset-index:${table.name}`}, 0))`
+      await create(tx)
+    })
+  }
   for (const column of columns) {
     const entry = stats.columns[column.name]
     if (column.type === 'text' && Number(entry?.max_length ?? 0) > INDEXABLE_TEXT_LENGTH) continue
-    await withoutStatementTimeout(sql, async (tx) => { await table.index(tx, column.position) })
+    await build(async (tx) => { await table.index(tx, column.position) })
   }
   const searchIndexes = table.searchIndexStatements(columns)
-  for (const statement of searchIndexes) await withoutStatementTimeout(sql, async (tx) => { await tx.unsafe(statement) })
+  for (const statement of searchIndexes) await build(async (tx) => await tx.unsafe(statement))
   if (searchIndexes.length > 0) await withoutStatementTimeout(sql, async (tx) => { await tx.unsafe(`analyze ${table.name}`) })
 }

@@ -1,0 +1,7 @@
+// @ts-check
+import { html, render } from 'lit-html'
+
+/** @type {import('./ui.js').Page} */
+export function datasetsPage (root) {
+  render(html`<h1>Data sets</h1>`, root)
+}
