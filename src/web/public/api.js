@@ -94,3 +94,38 @@ export function asCurl (url, options = {}) {
   parts.push(quote(new URL(url, location.origin).href))
   return parts.join(' ')
 }
+
+/**
+ * Follows a data set's state (GET /datasets/{id}/events, server-sent events) until `signal`
+ * aborts or the data set is deleted; `onState` gets each state, `undefined` once it is gone. An
+ * EventSource cannot send the key: where reads need one (REQUIRE_KEY_FOR_READS) the stream is
+ * refused, and the state is then read every 2 s with the key instead.
+ * @param {number} id
+ * @param {(state: import('./types.js').DatasetState | undefined) => void} onState
+ * @param {AbortSignal} signal
+ */
+export function followDataset (id, onState, signal) {
+  const source = new EventSource(`/datasets/${id}/events`)
+  const stop = () => { source.close() }
+  signal.addEventListener('abort', stop, { once: true })
+  const handle = (/** @type {MessageEvent<string>} */ event) => {
+    /** @type {unknown} */
+    const state = JSON.parse(event.data)
+    onState(/** @type {import('./types.js').DatasetState} */ (state))
+  }
+  for (const name of ['state', 'status', 'write', 'progress', 'change']) source.addEventListener(name, handle)
+  source.addEventListener('deleted', () => { stop(); onState(undefined) })
+  // An EventSource reconnects by itself after a dropped connection; CLOSED means it was refused.
+  source.addEventListener('error', () => { if (source.readyState === EventSource.CLOSED && !signal.aborted) void poll() })
+  async function poll () {
+    while (!signal.aborted) {
+      try {
+        const { body } = /** @type {{ body: import('./types.js').DatasetDetail }} */ (await request(`/datasets/${id}`, { signal }))
+        onState({ dataset: body.dataset, write: body.write ?? null })
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404) { onState(undefined); return }
+      }
+      await new Promise((resolve) => { setTimeout(resolve, 2000) })
+    }
+  }
+}

@@ -34,8 +34,8 @@ export function problemText (error) {
   if (error instanceof ApiError) {
     const { problem } = error
     const fields = (problem.errors ?? []).map((issue) => issue.detail).filter((detail) => detail !== problem.detail)
-    const line = typeof problem.line === 'number' ? ` (line ${problem.line})` : ''
-    return [`${problem.detail ?? problem.title ?? `HTTP ${error.status}`}${line}`, ...fields].join(' · ')
+    // An upload's `invalid-data` detail names its line already ("line 7: …").
+    return [problem.detail ?? problem.title ?? `HTTP ${error.status}`, ...fields].join(' · ')
   }
   if (error instanceof Error) return error.name === 'TypeError' ? `The service did not answer (${error.message}).` : error.message
   return String(error)
