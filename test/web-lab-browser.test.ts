@@ -7,23 +7,14 @@
 // Needs /usr/bin/chromium (tools/install-chromium.sh): skipped without it, except in CI.
 // Below, the bench-results route through app.inject, with and without a run in its directory.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser, type Page } from 'playwright-core'
 import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { benchResultsRoute } from '../src/web/routes.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
-import { skipUnless } from './helpers/requirements.ts'
-
-const CHROMIUM = '/usr/bin/chromium'
-const skip = skipUnless(existsSync(CHROMIUM), `${CHROMIUM} not found: run tools/install-chromium.sh to run the browser test`)
-const SCREENSHOTS = path.join(import.meta.dirname, '..', 'test-results', 'screenshots')
-
-interface Violation { directive: string, blocked: string, source: string, line: number }
-interface AxeResult { violations: Array<{ id: string, impact: string | null, help: string, nodes: Array<{ target: unknown[] }> }> }
+import { axeViolations, openWatchedBrowser, screenshot, SCREENSHOTS_DIR, seriousViolations, skipWithoutChromium, type WatchedBrowser } from './helpers/browser.ts'
 
 /** A duration as the page writes it (lab-measure.js formatMs: `850 ms`, `2.03 s`), in ms. */
 function readMs (text: string): number {
@@ -32,47 +23,24 @@ function readMs (text: string): number {
   return Number(match[1]) * (match[2] === 's' ? 1000 : 1)
 }
 
-describe('/ui/lab in a real browser', { skip, timeout: 90_000 }, () => {
+describe('/ui/lab in a real browser', { skip: skipWithoutChromium, timeout: 90_000 }, () => {
   const cleanups: Array<() => Promise<void>> = []
   let origin: string
-  let browser: Browser
-  let page: Page
-  const requested: string[] = []
-  const consoleErrors: string[] = []
-  const violations: Violation[] = []
+  let watched: WatchedBrowser
+  let page: WatchedBrowser['page']
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found and CI is set: CI must run the browser test (.ci/run calls tools/install-chromium.sh)`)
     const { app, sql } = await buildTestApp({ after: (fn) => { cleanups.push(fn) } })
     await seedUsersAndOrders(sql, { users: 3, ordersPerUser: 4 })
     origin = await listen(app)
-    browser = await chromium.launch({ executablePath: CHROMIUM })
-    cleanups.push(async () => { await browser.close() })
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
-    // Anything not addressed to our origin is recorded and refused.
-    await context.route(() => true, async (route) => {
-      const url = route.request().url()
-      requested.push(url)
-      if (new URL(url).origin === origin) await route.continue()
-      else await route.abort('blockedbyclient')
+    watched = await openWatchedBrowser(origin, {
+      // A checkout without `npm run bench` results answers the lab's request for them with its
+      // documented 404, which the page shows as a sentence (the browser logs it all the same).
+      allowConsoleError: (text, url) => url === `${origin}/ui/bench/latest.json` && text.includes('404'),
     })
-    page = await context.newPage()
+    cleanups.push(watched.close)
+    page = watched.page
     page.setDefaultTimeout(20_000)
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return
-      // The browser logs every 4xx a page fetches; a checkout without `npm run bench` results
-      // answers the lab's request for them with its documented 404, which the page shows as a sentence.
-      if (message.location().url === `${origin}/ui/bench/latest.json` && message.text().includes('404')) return
-      consoleErrors.push(`${message.text()} (${message.location().url})`)
-    })
-    page.on('pageerror', (error) => { consoleErrors.push(`uncaught: ${error.message}`) })
-    page.on('websocket', (socket) => { requested.push(socket.url()) })
-    await page.exposeFunction('reportCspViolation', (violation: Violation) => { violations.push(violation) })
-    await page.addInitScript({
-      content: `document.addEventListener('securitypolicyviolation', (e) => {
-        globalThis.reportCspViolation({ directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber })
-      })`,
-    })
   })
 
   after(async () => {
@@ -119,25 +87,19 @@ describe('/ui/lab in a real browser', { skip, timeout: 90_000 }, () => {
   it('has no serious or critical accessibility violation (axe-core)', async () => {
     // Open the tables too, so they are checked.
     for (const summary of await page.locator('details.lab-numbers summary').all()) await summary.click()
-    const source = await fs.readFile(path.join(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8')
-    await page.evaluate(source)
-    const result = await page.evaluate<AxeResult>('axe.run(document, { resultTypes: ["violations"] })')
-    const serious = result.violations.filter(({ impact }) => impact === 'serious' || impact === 'critical')
-    assert.deepEqual(serious.map(({ id, impact, help, nodes }) => `${impact}: ${id} (${help}) at ${JSON.stringify(nodes.slice(0, 3).map(({ target }) => target))}`), [])
+    assert.deepEqual(seriousViolations(await axeViolations(page)), [])
   })
 
   it('saves a full-page screenshot', async () => {
-    await fs.mkdir(SCREENSHOTS, { recursive: true })
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'lab.png'), fullPage: true })
-    assert.ok((await fs.stat(path.join(SCREENSHOTS, 'lab.png'))).size > 10_000)
+    await screenshot(page, 'lab')
+    assert.ok((await fs.stat(path.join(SCREENSHOTS_DIR, 'lab.png'))).size > 10_000)
   })
 
   it('made no request beyond this origin and met no CSP violation or console error', () => {
-    const foreign = requested.filter((url) => !url.startsWith(`${origin}/`))
-    assert.deepEqual(foreign, [], 'every request stays on the API\'s own origin')
-    assert.ok(requested.some((url) => url.startsWith(`${origin}/sync?`)), 'the requests were seen')
-    assert.deepEqual(violations, [])
-    assert.deepEqual(consoleErrors, [])
+    assert.deepEqual(watched.offOrigin(), [], 'every request stays on the API\'s own origin')
+    assert.ok(watched.requested.some((url) => url.startsWith(`${origin}/sync?`)), 'the requests were seen')
+    assert.deepEqual(watched.violations, [])
+    assert.deepEqual(watched.consoleErrors, [])
   })
 })
 

@@ -31,7 +31,13 @@ export interface WatchedBrowser {
   close: () => Promise<void>
 }
 
-export async function openWatchedBrowser (origin: string, options: { viewport?: { width: number, height: number } } = {}): Promise<WatchedBrowser> {
+export interface WatchOptions {
+  viewport?: { width: number, height: number }
+  /** A console error the page is allowed (the browser logs each 4xx a page fetches, even one it expects). */
+  allowConsoleError?: (text: string, url: string) => boolean
+}
+
+export async function openWatchedBrowser (origin: string, options: WatchOptions = {}): Promise<WatchedBrowser> {
   const browser = await chromium.launch({ executablePath: CHROMIUM })
   try {
     const context = await browser.newContext({ viewport: options.viewport ?? { width: 1280, height: 900 }, acceptDownloads: true })
@@ -46,7 +52,10 @@ export async function openWatchedBrowser (origin: string, options: { viewport?: 
     })
     const page = await context.newPage()
     page.setDefaultTimeout(10_000)
-    page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`) })
+    page.on('console', (message) => {
+      if (message.type() !== 'error' || options.allowConsoleError?.(message.text(), message.location().url) === true) return
+      consoleErrors.push(`${message.text()} (${message.location().url})`)
+    })
     page.on('pageerror', (error) => { consoleErrors.push(`uncaught: ${error.message}`) })
     page.on('websocket', (socket) => { requested.push(socket.url()) })
     await page.exposeFunction('reportCspViolation', (violation: Violation) => { violations.push(violation) })
@@ -66,14 +75,15 @@ export async function openWatchedBrowser (origin: string, options: { viewport?: 
 
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
 
-export interface AxeViolation { id: string, impact: string | null, help: string, nodes: number }
+/** A violation, with where it is: the CSS selectors of its first few elements. */
+export interface AxeViolation { id: string, impact: string | null, help: string, targets: unknown[] }
 
 /** axe-core's violations of the page as it is now (its source evaluated in the page: no script tag, so the page's CSP is untouched). */
 export async function axeViolations (page: Page): Promise<AxeViolation[]> {
   return await page.evaluate(`(async () => {
     ${AXE_SOURCE}
     const result = await axe.run(document, { resultTypes: ['violations'] })
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }))
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 3).map((node) => node.target) }))
   })()`)
 }
 

@@ -1,5 +1,5 @@
 // @ts-check
-// /ui/datasets: the data sets, newest first (an importing one shows its rows so far, live), and
+// /ui/datasets: the data sets, newest first (an importing one shows its rows so far), and
 // the upload form: a file (dropped or chosen) or a URL, sent as any client sends it (a
 // multipart form to POST /datasets, or {"url"}), then the import followed to its end.
 import { html, render } from 'lit-html'
@@ -9,6 +9,7 @@ import { count, errorBox, isAbort, size, when } from './ui.js'
 /** @typedef {import('./types.js').Dataset} Dataset */
 
 const PAGE_SIZE = 50
+const REFRESH_MS = 2_000
 
 /**
  * Where an upload is: sending its bytes (with their share sent), importing (rows so far), done,
@@ -29,45 +30,49 @@ export async function datasetsPage (root, { signal }) {
   /** @type {File | null} */
   let file = null
   let dragging = false
-  /** @type {Set<number>} data sets whose progress is followed already */
-  const followed = new Set()
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let refresh
 
   const draw = () => { if (!signal.aborted) render(template(), root) }
   signal.addEventListener('abort', onKeyChange(draw), { once: true })
+  signal.addEventListener('abort', () => { clearTimeout(refresh) }, { once: true })
 
-  /** @param {string | null} cursor */
+  /**
+   * Reads the first page (`cursor` null: again, as many data sets as are shown, up to 100) or the next
+   * one. While a data set shown is importing, the rows shown are read again every REFRESH_MS: one
+   * request for the whole list, where an event stream per import would take one of the six
+   * connections a browser opens to a host for each.
+   * @param {string | null} cursor
+   */
   async function load (cursor) {
+    clearTimeout(refresh)
+    const limit = cursor === null ? Math.min(100, Math.max(PAGE_SIZE, datasets.length)) : PAGE_SIZE
     try {
-      const { body } = /** @type {{ body: { datasets: Dataset[], next_cursor: string | null } }} */ (await request(`/datasets${queryString([['limit', String(PAGE_SIZE)], ...(cursor === null ? [] : /** @type {Array<[string, string]>} */ ([['cursor', cursor]]))])}`, { signal }))
+      const { body } = /** @type {{ body: { datasets: Dataset[], next_cursor: string | null } }} */ (await request(`/datasets${queryString([['limit', String(limit)], ...(cursor === null ? [] : /** @type {Array<[string, string]>} */ ([['cursor', cursor]]))])}`, { signal }))
       datasets = cursor === null ? body.datasets : [...datasets, ...body.datasets]
       nextCursor = body.next_cursor
       listError = undefined
-      for (const dataset of body.datasets) if (dataset.status === 'importing') follow(dataset.id)
     } catch (error) {
       if (isAbort(error)) return
       listError = error
     }
+    if (datasets.some((dataset) => dataset.status === 'importing')) refresh = setTimeout(() => { void load(null) }, REFRESH_MS)
     draw()
   }
 
-  /** Keeps an importing data set's row up to date until its import ends. @param {number} id */
+  /** Follows the upload's import to its end, through the data set's events. @param {number} id */
   function follow (id) {
-    if (followed.has(id)) return
-    followed.add(id)
     const controller = new AbortController()
     signal.addEventListener('abort', () => { controller.abort() }, { once: true })
     followDataset(id, (state) => {
-      const index = datasets.findIndex((dataset) => dataset.id === id)
       if (state === undefined) {
-        if (index !== -1) datasets.splice(index, 1)
+        upload = { phase: 'failed', error: new Error('The data set was deleted during its import.') }
         controller.abort()
-      } else if (index !== -1) {
-        datasets[index] = { .../** @type {Dataset} */ (datasets[index]), ...state.dataset }
-        if (state.dataset.status !== 'importing') controller.abort()
-      }
-      if (upload.phase === 'importing' && upload.id === id && state !== undefined) {
-        if (state.dataset.status === 'importing') upload = { phase: 'importing', id, rows: state.dataset.rows }
-        else void finish(id)
+      } else if (state.dataset.status === 'importing') {
+        upload = { phase: 'importing', id, rows: state.dataset.rows }
+      } else {
+        controller.abort()
+        void finish(id)
       }
       draw()
     }, controller.signal)
@@ -80,6 +85,9 @@ export async function datasetsPage (root, { signal }) {
       upload = body.dataset.status === 'failed'
         ? { phase: 'failed', error: new Error(`The import failed: ${body.dataset.error?.detail ?? 'no reason given'}`) }
         : { phase: 'done', dataset: body.dataset }
+      file = null
+      const form = root.querySelector('form.upload')
+      if (form instanceof HTMLFormElement) form.reset()
     } catch (error) {
       upload = { phase: 'failed', error }
     }
@@ -121,8 +129,8 @@ export async function datasetsPage (root, { signal }) {
       const { dataset } = answer.body
       if (answer.status === 202 || dataset.status === 'importing') {
         upload = { phase: 'importing', id: dataset.id, rows: dataset.rows }
-        datasets = [dataset, ...datasets.filter((other) => other.id !== dataset.id)]
         follow(dataset.id)
+        await load(null)
       } else {
         upload = { phase: 'done', dataset }
         file = null
