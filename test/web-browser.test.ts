@@ -176,6 +176,20 @@ describe('the web interface in a real browser', { skip: skipWithoutChromium, tim
     await screenshot(page, 'dataset-stats')
   })
 
+  it('searches the text, and puts the best matches first', async () => {
+    const { page } = watched
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    await tableShows(id, '_sort=-age')
+    await page.getByRole('searchbox', { name: 'Search' }).fill('"person 12"')
+    await page.getByRole('button', { name: 'Search', exact: true }).click()
+    const found = await tableShows(id, `_q=${encodeURIComponent('"person 12"')}&_sort=-age`)
+    assert.deepEqual(found.rows.map((row: { name: string }) => row.name), ['Person 12'])
+    await page.getByRole('searchbox', { name: 'Search' }).fill('person')
+    await page.getByRole('button', { name: 'Search', exact: true }).click()
+    await page.getByRole('button', { name: 'Best matches first' }).click()
+    await tableShows(id, '_q=person&_sort=_rank')
+  })
+
   it('deletes the data set after a confirmation', async () => {
     const { page } = watched
     await page.getByRole('button', { name: 'Delete this data set…' }).click()

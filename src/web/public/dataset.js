@@ -36,8 +36,8 @@ const OPERATORS_OF = {
 const NUMERIC = new Set(['integer', 'numeric'])
 
 /**
- * The view in the page's URL: filters (`column__op=value`, `column=value`), `_sort`, `_facet`,
- * `_cursor`; the rest is the page's own.
+ * The view in the page's URL: filters (`column__op=value`, `column=value`), `_q`, `_sort`,
+ * `_facet`, `_cursor`; the rest is the page's own.
  * @param {URLSearchParams} search
  */
 function viewOf (search) {
@@ -48,7 +48,7 @@ function viewOf (search) {
     const split = name.lastIndexOf('__')
     filters.push(split === -1 ? { column: name, op: 'eq', value } : { column: name.slice(0, split), op: name.slice(split + 2), value })
   }
-  return { filters, sort: search.get('_sort'), facets: search.getAll('_facet'), cursor: search.get('_cursor') }
+  return { filters, q: search.get('_q'), sort: search.get('_sort'), facets: search.getAll('_facet'), cursor: search.get('_cursor') }
 }
 
 /** @typedef {ReturnType<typeof viewOf>} View */
@@ -57,6 +57,7 @@ function viewOf (search) {
 function viewPairs (view) {
   /** @type {Array<[string, string]>} */
   const pairs = view.filters.map((filter) => [filter.op === 'eq' ? filter.column : `${filter.column}__${filter.op}`, filter.value])
+  if (view.q !== null) pairs.push(['_q', view.q])
   if (view.sort !== null) pairs.push(['_sort', view.sort])
   return pairs
 }
@@ -130,6 +131,8 @@ export async function datasetPage (root, { params, signal }) {
    */
   function setView (change, options = {}) {
     view = { ...view, cursor: null, ...change }
+    // Best matches first means nothing without a search.
+    if (view.q === null && view.sort === '_rank') view.sort = null
     if (options.keepPages !== true) previous = []
     history.replaceState(null, '', `${location.pathname}${queryString([
       ...viewPairs(view),
@@ -231,6 +234,17 @@ export async function datasetPage (root, { params, signal }) {
       <div class="layout">
         <section aria-labelledby="rows-title">
           <h2 id="rows-title">Rows</h2>
+          ${fields.some((candidate) => candidate.type === 'text') ? html`<form class="filter" role="search" aria-label="Search the text" @submit=${(/** @type {SubmitEvent} */ event) => {
+            event.preventDefault()
+            const value = new FormData(/** @type {HTMLFormElement} */ (event.target)).get('q')
+            const q = typeof value === 'string' && value.trim() !== '' ? value.trim() : null
+            setView({ q })
+          }}>
+            <label for="search-q">Search</label>
+            <input id="search-q" name="q" type="search" .value=${view.q ?? ''} placeholder='words, "a phrase", or, -word'>
+            <button type="submit">Search</button>
+            ${view.q === null ? '' : html`<button type="button" ?disabled=${view.sort === '_rank'} @click=${() => { setView({ sort: '_rank' }) }}>Best matches first</button>`}
+          </form>` : ''}
           <form class="filter" aria-label="Add a filter" @submit=${submitFilter}>
             <label for="filter-column">Filter</label>
             <select id="filter-column" name="column" @change=${(/** @type {Event} */ event) => { filterColumn = /** @type {HTMLSelectElement} */ (event.target).value; draw() }}>
