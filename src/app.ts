@@ -74,7 +74,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       const sent = request.headers['x-request-id']
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
     },
-    ajv: { customOptions: { removeAdditional: false } },
+    // verbose: each validation error carries the schema that failed, from which lib/errors.ts words
+    // its message; errorMessage is that message where a schema gives its own (lib/schemas.ts).
+    ajv: { customOptions: { removeAdditional: false, verbose: true, keywords: ['errorMessage'] } },
     clientErrorHandler: answerClientError,
     trustProxy: config.http.trustProxy.length === 0 ? false : config.http.trustProxy,
     bodyLimit: BODY_LIMIT_BYTES,

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
+import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
 import { skipUnless } from './helpers/requirements.ts'
@@ -30,6 +31,7 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
   let origin: string
   let browser: Browser
   let page: Page
+  let apiKey: string
   const requested: string[] = []
   const consoleErrors: string[] = []
   const violations: Violation[] = []
@@ -38,6 +40,7 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found and CI is set: CI must run the browser test (.ci/run calls tools/install-chromium.sh)`)
     const { app, sql } = await buildTestApp({ after: (fn) => { cleanups.push(fn) } })
     await seedUsersAndOrders(sql, { users: 3, ordersPerUser: 0 })
+    apiKey = (await createApiKeysRepository(sql).create('docs browser')).key
     origin = await listen(app)
     browser = await chromium.launch({ executablePath: CHROMIUM })
     cleanups.push(async () => { await browser.close() })
@@ -73,6 +76,7 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
     assert.equal(response?.status(), 200)
     assert.match(response.headers()['content-security-policy'] ?? '', /default-src 'self'/)
     await page.getByRole('heading', { name: 'data-api', exact: true }).waitFor()
+    assert.match(await page.title(), /data-api/)
   })
 
   it('lists the routes, GET /users/{user_id} among them', async () => {
@@ -90,7 +94,7 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
     await userIdRow.getByRole('combobox', { name: 'Value', exact: true }).click()
     await page.keyboard.type('1')
     const answered = page.waitForResponse((response) => new URL(response.url()).pathname === '/users/1')
-    await client.getByRole('button', { name: 'Send get request to /users/{user_id}' }).first().click()
+    await client.getByRole('button', { name: /^Send get request to \S*\/users\/\{user_id\}$/ }).first().click()
     const response = await answered
     assert.equal(response.status(), 200)
     assert.equal(new URL(response.url()).origin, origin)
@@ -99,6 +103,28 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
     // The client's response panel shows the status and the body.
     await client.getByText('200 OK', { exact: true }).waitFor()
     await client.getByText(user.email).waitFor()
+  })
+
+  it('takes an API key in its auth field and sends it: POST /datasets with the example CSV answers 201', async () => {
+    await page.keyboard.press('Escape') // the client of the test before
+    await page.goto(`${origin}/docs/#tag/datasets/POST/datasets`)
+    await page.getByRole('button', { name: /Test Request\s*\(post \/datasets\)/ }).click()
+    const client = page.getByRole('dialog')
+    // The security scheme of the route (bearer) is the client's Authentication section.
+    await client.getByRole('button', { name: /Authentication/ }).first().click()
+    await client.getByPlaceholder('Token').fill(apiKey)
+    const answered = page.waitForResponse((response) => new URL(response.url()).pathname === '/datasets' && response.request().method() === 'POST')
+    await client.getByRole('button', { name: /Send post request to/ }).first().click()
+    const response = await answered
+    assert.equal(response.request().headers().authorization, `Bearer ${apiKey}`)
+    assert.equal(response.status(), 201, await response.text())
+    const created = await response.json() as { dataset: { rows: number }, schema: { columns: string[] } }
+    assert.deepEqual(created.schema.columns, ['country', 'year', 'value'], 'the body was the example CSV')
+    assert.equal(created.dataset.rows, 2)
+    await client.getByText('201 Created', { exact: true }).waitFor()
+    // The snippet names this server: the document's relative server resolved against the page.
+    await client.getByRole('button', { name: /Code Snippet/ }).click()
+    await client.getByText(new RegExp(`curl '${origin}/datasets`)).first().waitFor()
   })
 
   it('made no request beyond this origin and met no CSP violation or console error', () => {

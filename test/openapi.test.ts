@@ -2,9 +2,22 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
+import { FILTER_OPERATORS } from '../src/routes/datasets/view.ts'
 import { buildTestApp } from './helpers/app.ts'
 
 const { app } = await buildTestApp({ after })
+
+interface Operation { security?: unknown[], responses: Record<string, unknown>, parameters?: Array<{ name: string, in: string, schema: Record<string, unknown>, description?: string }>, requestBody?: { content: Record<string, { example?: unknown, examples?: Record<string, { value: unknown }> }> } }
+type Document = { paths: Record<string, Record<string, Operation>> } & Record<string, any>
+
+async function documentOf (target = app): Promise<Document> {
+  const response = await target.inject({ url: '/openapi.json' })
+  return response.json<Document>()
+}
+
+function operations (spec: Document): Array<[string, Operation]> {
+  return Object.entries(spec.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => [`${method.toUpperCase()} ${path}`, operation] as [string, Operation]))
+}
 
 describe('OpenAPI and docs', () => {
   it('serves a valid OpenAPI 3.1 document that lists the routes', async () => {
@@ -68,6 +81,94 @@ describe('OpenAPI and docs', () => {
     const changes = spec.paths['/datasets/{dataset_id}/changes'].get
     assert.ok(changes.responses['200'].content['application/json'].schema.properties.changes.items.examples.length > 0)
     assert.ok(spec.paths['/datasets/{dataset_id}'].delete.responses['403'], 'DELETE declares its 403')
+  })
+
+  it('names the API key\'s bearer scheme, and asks for it exactly on the routes that check a key', async () => {
+    const spec = await documentOf()
+    const { apiKey } = spec.components.securitySchemes
+    assert.equal(apiKey.type, 'http')
+    assert.equal(apiKey.scheme, 'bearer')
+    assert.match(apiKey.description, /data-api keys create/)
+    const secured = operations(spec).filter(([, operation]) => operation.security !== undefined).map(([name]) => name)
+    for (const name of ['POST /datasets', 'POST /datasets/{dataset_id}/rows', 'PUT /datasets/{dataset_id}/data', 'DELETE /datasets/{dataset_id}', 'PATCH /datasets/{dataset_id}', 'PUT /datasets/{dataset_id}/key']) {
+      assert.ok(secured.includes(name), `${name} asks for the key`)
+    }
+    for (const name of ['GET /healthz', 'GET /users/{user_id}', 'GET /datasets', 'GET /datasets/{dataset_id}/rows', 'POST /register', 'GET /metrics']) {
+      assert.ok(!secured.includes(name), `${name} is public (REQUIRE_KEY_FOR_READS is off)`)
+    }
+    for (const [name, operation] of operations(spec)) {
+      if (operation.security !== undefined) assert.deepEqual(operation.security, [{ apiKey: [] }], name)
+      // What the route checks and what it declares agree: a key check can answer 401.
+      assert.equal(operation.security !== undefined, operation.responses['401'] !== undefined, `${name}: security and its 401 go together`)
+    }
+  })
+
+  it('asks for the key on reads too when REQUIRE_KEY_FOR_READS is on', async () => {
+    const { app: guarded } = await buildTestApp({ after }, { REQUIRE_KEY_FOR_READS: 'true' })
+    const spec = await documentOf(guarded)
+    for (const name of ['GET /datasets', 'GET /datasets/{dataset_id}/rows', 'GET /datasets/{dataset_id}/export', 'GET /metrics']) {
+      assert.deepEqual(Object.fromEntries(operations(spec))[name]?.security, [{ apiKey: [] }], name)
+    }
+    assert.equal(Object.fromEntries(operations(spec))['GET /healthz']?.security, undefined)
+  })
+
+  it('has a relative server, so that snippets name the host the document was read from', async () => {
+    const spec = await documentOf()
+    assert.deepEqual(spec.servers.map((server: { url: string }) => server.url), ['/'])
+  })
+
+  it('gives every body example a value, and the uploads a CSV and a JSON one', async () => {
+    const spec = await documentOf()
+    for (const name of ['POST /datasets', 'POST /datasets/{dataset_id}/rows', 'PUT /datasets/{dataset_id}/data']) {
+      const content = Object.fromEntries(operations(spec))[name]!.requestBody!.content
+      assert.match(String(content['text/csv']?.example), /^country,year,value\n/, `${name}: a CSV example`)
+      const json = content['application/json']?.example
+      // POST /datasets shows the JSON object that asks for a URL import; the writes a JSON array.
+      assert.ok(name === 'POST /datasets' ? typeof (json as { url?: unknown }).url === 'string' : Array.isArray(json), `${name}: a JSON example`)
+    }
+    let examples = 0
+    for (const [name, operation] of operations(spec)) {
+      for (const [type, media] of Object.entries(operation.requestBody?.content ?? {})) {
+        const values = [...('example' in media ? [media.example] : []), ...Object.values(media.examples ?? {}).map((example) => example.value)]
+        for (const value of values) assert.ok(value !== null && value !== undefined, `${name} ${type}: an example that is null`)
+        examples += values.length
+        if (type === 'application/json' && media.example === undefined && media.examples === undefined) {
+          // A JSON body without its own example is shown as its schema's: it must be an object schema.
+          assert.ok((media as { schema?: { type?: string } }).schema?.type === 'object', `${name}: a JSON body needs an example or an object schema`)
+        }
+      }
+    }
+    assert.ok(examples >= 10, `bodies have examples (${examples})`)
+  })
+
+  it('describes the free-form filters of the data-set reads, with every operator of the code', async () => {
+    const spec = await documentOf()
+    for (const name of ['GET /datasets/{dataset_id}/rows', 'GET /datasets/{dataset_id}/export', 'GET /datasets/{dataset_id}/aggregate', 'DELETE /datasets/{dataset_id}/rows']) {
+      const filters = Object.fromEntries(operations(spec))[name]!.parameters!.find((parameter) => parameter.name === 'filters')
+      assert.ok(filters !== undefined, `${name} documents its filters`)
+      assert.equal(filters.in, 'query')
+      assert.equal(filters.schema.type, 'object')
+      assert.ok(typeof filters.schema.additionalProperties === 'object', 'each property is a parameter of its own')
+      for (const operator of FILTER_OPERATORS) assert.ok(filters.description!.includes(`\`${operator}\``), `${name}: ${operator} is described`)
+    }
+    assert.equal(Object.fromEntries(operations(spec))['GET /datasets']!.parameters!.find((parameter) => parameter.name === 'filters'), undefined, 'only routes that take them')
+  })
+
+  it('gives each pattern its own message, so that a refusal never quotes a regex', async () => {
+    const patterns: Array<{ pattern: string, errorMessage?: string }> = []
+    const walk = (node: unknown): void => {
+      if (typeof node !== 'object' || node === null) return
+      if (typeof (node as { pattern?: unknown }).pattern === 'string') patterns.push(node as { pattern: string })
+      for (const child of Object.values(node)) walk(child)
+    }
+    walk((await documentOf()).paths)
+    assert.ok(patterns.length > 0)
+    for (const schema of patterns) assert.equal(typeof schema.errorMessage, 'string', `pattern ${schema.pattern} has an errorMessage`)
+  })
+
+  it('titles the /docs page data-api', async () => {
+    const response = await app.inject({ url: '/docs/' })
+    assert.match(/<title>([^<]*)<\/title>/.exec(response.body)?.[1] ?? '', /data-api/)
   })
 
   it('serves /docs from installed packages, with no external scripts, styles or fonts', async () => {

@@ -100,7 +100,7 @@ describe('POST /register', () => {
     ['a malformed address', { query: '?email=not-an-address' }, '/email'],
     ['no address', {}, '/email'],
     ['two different addresses', { query: '?email=a@example.com', body: { email: 'b@example.com' } }, '/email'],
-    ['an unknown field', { body: { email: 'c@example.com', admin: true } }, '/'],
+    ['an unknown field', { body: { email: 'c@example.com', admin: true } }, '/admin'],
   ] as const) {
     it(`answers 400 to ${label}`, async () => {
       const response = await register(init)

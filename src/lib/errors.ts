@@ -3,7 +3,8 @@
 // translated here; anything unknown becomes a plain 500 that names the request id and nothing else.
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
-import Type, { type Static } from 'typebox'
+import Type, { type Static, type TSchema } from 'typebox'
+import Value from 'typebox/value'
 
 export const PROBLEM_TYPES = {
   'bad-request': { status: 400, title: 'Bad request', description: 'The request could not be read, for example malformed JSON.' },
@@ -82,8 +83,164 @@ interface ErrorLike {
   code?: string
   statusCode?: number
   message?: string
-  validation?: Array<{ instancePath: string, message?: string, params?: Record<string, unknown> }>
+  validation?: AjvError[]
   validationContext?: string
+}
+
+/** A JSON schema, as far as messages read it. */
+interface SchemaLike {
+  type?: string | string[]
+  const?: unknown
+  enum?: unknown[]
+  anyOf?: SchemaLike[]
+  oneOf?: SchemaLike[]
+  properties?: Record<string, SchemaLike>
+  description?: string
+  /** A schema's own message for any failure of it (`must be a positive whole number`), instead of one per keyword. */
+  errorMessage?: string
+}
+
+/** An error of Fastify's Ajv (`verbose`: with the schema holding the keyword); `schemaPath` ends in the keyword. */
+interface AjvError { keyword: string, instancePath: string, schemaPath: string, params?: Record<string, unknown>, message?: string, parentSchema?: SchemaLike }
+
+/** One failing keyword: where in the value (`pointer`), the schema holding it and that schema's path (`at`). */
+interface Issue { keyword: string, pointer: string, params: Record<string, unknown>, schema: SchemaLike, at: string, fallback: string }
+
+export interface FieldError { in: string, pointer: string, detail: string }
+
+const TYPE_NAMES: Record<string, string> = { integer: 'a whole number', number: 'a number', string: 'text', boolean: 'true or false', object: 'an object', array: 'a list', null: 'null' }
+const FORMAT_NAMES: Record<string, string> = { 'email': 'an email address', 'date-time': 'a date and time (ISO 8601)', 'date': 'a date (YYYY-MM-DD)', 'uri': 'a URL' }
+
+const escapePointer = (name: string): string => name.replaceAll('~', '~0').replaceAll('/', '~1')
+const quoted = (value: unknown): string => typeof value === 'string' ? value : JSON.stringify(value)
+const count = (n: unknown, one: string, many = `${one}s`): string => `${String(n)} ${n === 1 ? one : many}`
+
+/** Each alternative of a schema made of constants (an enum, or anyOf of const): its allowed values, else undefined. */
+function allowedValues (schema: SchemaLike): unknown[] | undefined {
+  if (schema.const !== undefined) return [schema.const]
+  if (schema.enum !== undefined) return schema.enum
+  const branches = schema.anyOf ?? schema.oneOf
+  if (branches === undefined) return undefined
+  const values = branches.map(allowedValues)
+  return values.every((value) => value !== undefined) ? values.flat() : undefined
+}
+
+function typeOf (schema: SchemaLike): string {
+  const values = allowedValues(schema)
+  if (values !== undefined) return values.map(quoted).join(' or ')
+  const types = [schema.type ?? []].flat()
+  return types.length === 0 ? 'of another kind' : types.map((type) => TYPE_NAMES[type] ?? type).join(' or ')
+}
+
+/** One keyword's failure in plain words (the pointer names the field). */
+function sentence ({ keyword, params, schema, fallback }: Issue): string {
+  const { limit } = params
+  // A schema's own message speaks for all its keywords, but those naming other fields.
+  if (schema.errorMessage !== undefined && keyword !== 'required' && keyword !== 'additionalProperties') return schema.errorMessage
+  switch (keyword) {
+    case 'type': return `must be ${typeOf(schema)}`
+    case 'pattern': return schema.description === undefined ? 'is not in the expected form' : `is not in the expected form: ${schema.description}`
+    case 'format': return `must be ${FORMAT_NAMES[String(params.format)] ?? `in the ${String(params.format)} format`}`
+    case 'const': case 'enum': return `must be ${allowedValues(schema)!.length === 1 ? '' : 'one of '}${allowedValues(schema)!.map(quoted).join(', ')}`
+    case 'minimum': return `must be at least ${String(limit)}`
+    case 'maximum': return `must be at most ${String(limit)}`
+    case 'exclusiveMinimum': return `must be more than ${String(limit)}`
+    case 'exclusiveMaximum': return `must be less than ${String(limit)}`
+    case 'multipleOf': return `must be a multiple of ${String(params.multipleOf)}`
+    case 'minLength': return limit === 1 ? 'must not be empty' : `must be at least ${count(limit, 'character')} long`
+    case 'maxLength': return `must be at most ${count(limit, 'character')} long`
+    case 'minItems': return limit === 1 ? 'must not be empty' : `must have at least ${count(limit, 'item')}`
+    case 'maxItems': return `must have at most ${count(limit, 'item')}`
+    case 'uniqueItems': return 'must not hold the same item twice'
+    case 'minProperties': return limit === 1 ? 'must not be empty' : `must have at least ${count(limit, 'field')}`
+    case 'maxProperties': return `must have at most ${count(limit, 'field')}`
+    case 'required': return 'is required'
+    case 'additionalProperties': case 'boolean': {
+      const known = Object.keys(schema.properties ?? {})
+      return known.length === 0 ? 'is not allowed here' : `is not allowed here (allowed: ${known.join(', ')})`
+    }
+    default: return fallback
+  }
+}
+
+/**
+ * Ajv's and TypeBox's errors for one value, in plain words, one per field: `anyOf` and `oneOf`
+ * become one message (`must be one of csv, ndjson` for alternatives of constants; else the
+ * alternative whose type the value has speaks, or the types are listed), not one per alternative.
+ */
+function describe (issues: Issue[]): Array<{ pointer: string, detail: string }> {
+  const within = (at: string, path: string): boolean => at === path || at.startsWith(`${path}/`)
+  const alternatives = (choice: Issue): SchemaLike[] => choice.schema.anyOf ?? choice.schema.oneOf ?? []
+  const inside = (issue: Issue, choice: Issue): boolean => issue !== choice && within(issue.at, `${choice.at}/${choice.keyword}`)
+  const choices = issues.filter((issue) => issue.keyword === 'anyOf' || issue.keyword === 'oneOf')
+  // The outermost choices: a choice inside one of them is the business of that one.
+  const outer = choices.filter((choice) => !choices.some((other) => inside(choice, other)))
+  const described = issues.filter((issue) => !outer.some((choice) => issue === choice || inside(issue, choice))).map((issue) => ({ pointer: issue.pointer, detail: sentence(issue) }))
+  for (const choice of outer) {
+    if (choice.schema.errorMessage !== undefined || allowedValues(choice.schema) !== undefined) {
+      described.push({ pointer: choice.pointer, detail: choice.schema.errorMessage ?? sentence({ ...choice, keyword: 'enum' }) })
+      continue
+    }
+    // The alternative the value failed for more than its type (too long, rather than "not null") says why.
+    const failures = alternatives(choice).map((_, index) => issues.filter((issue) => within(issue.at, `${choice.at}/${choice.keyword}/${index}`)))
+    const fitting = failures.find((failed) => failed.length > 0 && !failed.every((issue) => issue.keyword === 'type' && issue.pointer === choice.pointer))
+    if (fitting !== undefined) described.push(...describe(fitting))
+    else if (failures.every((failed) => failed.length === 0)) described.push({ pointer: choice.pointer, detail: 'matches more than one of its allowed forms' })
+    else described.push({ pointer: choice.pointer, detail: `must be ${alternatives(choice).map(typeOf).join(' or ')}` })
+  }
+  const seen = new Set<string>()
+  return described.filter(({ pointer, detail }) => {
+    const key = `${pointer} ${detail}`
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}
+
+function fromAjv (errors: AjvError[]): Issue[] {
+  return errors.map((error) => {
+    const params = error.params ?? {}
+    const property = params.missingProperty ?? params.additionalProperty
+    const pointer = typeof property === 'string' ? `${error.instancePath}/${escapePointer(property)}` : error.instancePath
+    return { keyword: error.keyword, pointer, params, schema: error.parentSchema ?? {}, at: error.schemaPath.slice(0, error.schemaPath.lastIndexOf('/')), fallback: error.message ?? 'is invalid' }
+  })
+}
+
+/** The schema a JSON pointer (`#/properties/a/anyOf/0`) names in `root`. */
+function schemaAt (root: unknown, path: string): SchemaLike {
+  let schema = root
+  for (const token of path.split('/').slice(1)) schema = (schema as Record<string, unknown> | undefined)?.[token.replaceAll('~1', '/').replaceAll('~0', '~')]
+  return typeof schema === 'object' && schema !== null ? schema : {}
+}
+
+function fromTypeBox (schema: TSchema, value: unknown, at: string): Issue[] {
+  // TypeBox's schemaPath names the schema itself; required and additionalProperties list every
+  // property at once. (A property that additionalProperties: false refuses comes twice, once as `boolean`, "schema is false".)
+  return [...Value.Errors(schema, value)].filter((error) => !(error.keyword === 'boolean' && error.schemaPath.endsWith('/additionalProperties'))).flatMap((error) => {
+    const { requiredProperties, additionalProperties, ...params } = error.params as Record<string, unknown>
+    const base = { keyword: error.keyword, params, schema: schemaAt(schema, error.schemaPath), at: error.schemaPath, fallback: error.message }
+    const properties = (requiredProperties ?? additionalProperties) as string[] | undefined
+    if (properties !== undefined) return properties.map((property) => ({ ...base, pointer: `${at}${error.instancePath}/${escapePointer(property)}` }))
+    return [{ ...base, pointer: `${at}${error.instancePath}` }]
+  })
+}
+
+/** The field as the client wrote it: a parameter's name, a body's field after `body.` (a query parameter and a field may share a name). */
+function fieldName (location: string, pointer: string): string {
+  const path = pointer.split('/').slice(1).filter((token) => token !== '').map((token) => token.replaceAll('~1', '/').replaceAll('~0', '~')).join('.')
+  if (location === 'body') return path === '' ? 'body' : `body.${path}`
+  return path === '' ? (location === 'querystring' ? 'the query string' : location) : path
+}
+
+function validationProblem (location: string, issues: Issue[]): Problem {
+  const errors: FieldError[] = describe(issues).map(({ pointer, detail }) => ({ in: location, pointer: pointer === '' ? '/' : pointer, detail }))
+  const summary = errors.map((error) => `${fieldName(location, error.pointer)} ${error.detail}`).join('; ')
+  return new Problem('validation-error', summary, { extra: { errors } })
+}
+
+/** A 400 for a value that fails its TypeBox schema (checked in a handler, not by the route's), in the words of the route's own validation. */
+export function invalidValue (location: 'body' | 'querystring', schema: TSchema, value: unknown, pointer = ''): Problem {
+  return validationProblem(location, fromTypeBox(schema, value, pointer))
 }
 
 /** A 400 for one malformed query parameter, shaped as the schema's validation errors are (`errors[{in, pointer, detail}]`). */
@@ -95,16 +252,7 @@ export function invalidParameter (detail: string, parameter: string): Problem {
 export function asProblem (error: unknown): Problem | undefined {
   if (error instanceof Problem) return error
   const e = (error ?? {}) as ErrorLike
-  if (e.validation !== undefined) {
-    const location = e.validationContext ?? 'body'
-    const errors = e.validation.map((issue) => {
-      const missing = issue.params?.missingProperty
-      const pointer = typeof missing === 'string' ? `${issue.instancePath}/${missing}` : issue.instancePath
-      return { in: location, pointer: pointer === '' ? '/' : pointer, detail: issue.message ?? 'is invalid' }
-    })
-    const summary = errors.map((issue) => `${location}${issue.pointer === '/' ? '' : issue.pointer.replaceAll('/', '.')} ${issue.detail}`).join('; ')
-    return new Problem('validation-error', summary, { extra: { errors } })
-  }
+  if (e.validation !== undefined) return validationProblem(e.validationContext ?? 'body', fromAjv(e.validation))
   if (e.name === 'TimeoutError' || e.code === '57014') {
     const detail = /statement timeout/.test(e.message ?? '') ? 'The query ran longer than QUERY_TIMEOUT_MS and was cancelled; narrow it (filters), or ask the operator to raise the limit.' : 'The operation did not finish within its deadline.'
     return new Problem('timeout', detail, { cause: error })

@@ -9,6 +9,14 @@ export function problemResponses<S extends number> (...statuses: S[]): Record<S,
   return Object.fromEntries(statuses.map((status) => [status, ProblemRef])) as Record<S, typeof ProblemRef>
 }
 
+/**
+ * A numeric id (a user, a data set): a positive integer that JavaScript holds exactly. Its
+ * `errorMessage` is what a refusal says (lib/errors.ts), instead of a type and two limits.
+ */
+export function PositiveId (options: { description: string, default?: number }) {
+  return Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, errorMessage: 'must be a positive whole number', ...options })
+}
+
 /** A timestamp: a Date in handlers, an ISO 8601 string on the wire (the serializer converts it). */
 export const DateTime = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
 

@@ -5,11 +5,12 @@
 // their own holding just the /docs routes, and the JSON routes run no hook for them.
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
-import Fastify from 'fastify'
+import Fastify, { type FastifySchema } from 'fastify'
 import helmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import scalar, { type FastifyApiReferenceOptions } from '@scalar/fastify-api-reference'
 import fp from 'fastify-plugin'
+import { needsApiKey } from '../auth/require-key.ts'
 import { PROBLEM_TYPES } from '../lib/errors.ts'
 
 const { version, description } = createRequire(import.meta.url)('../../package.json') as { version: string, description: string }
@@ -20,7 +21,18 @@ export const openApi = fp(async (app) => {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'data-api', version, description },
+      // Relative: a client resolves it against the URL it read the document from (OpenAPI 3.1,
+      // 4.8.5.1), so the snippets /docs shows name http://127.0.0.1:8000 under `npm start` and the
+      // public https host behind a proxy. Built from the request's Host or the configured HOST/PORT,
+      // it would name the proxy's inner address, or 0.0.0.0, instead.
+      servers: [{ url: '/', description: 'This server' }],
+      components: {
+        securitySchemes: {
+          [API_KEY_SCHEME]: { type: 'http', scheme: 'bearer', description: 'An API key, made by `npx data-api keys create` (shown once), sent as `Authorization: Bearer <key>`.' },
+        },
+      },
     },
+    transform: documentRoute,
     transformObject: (document) => 'openapiObject' in document ? refineSpec(document.openapiObject) : document.swaggerObject,
     // Shared schemas (Problem) become named components instead of def-0, def-1…
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => (json.$id as string | undefined) ?? `def-${index}` },
@@ -38,12 +50,40 @@ export const openApi = fp(async (app) => {
   })
 }, { name: 'data-api-openapi' })
 
+const API_KEY_SCHEME = 'apiKey'
+
+/**
+ * What the document says of a route beyond its schema: that it needs an API key when it runs the
+ * key check (so /docs asks for the key and sends it), and a query string's free-form parameters
+ * (a data set's filters, its `additionalProperties`), which @fastify/swagger leaves out: as one
+ * object parameter, whose each property is a parameter of its own (style form, exploded: the
+ * default of a query parameter).
+ */
+function documentRoute ({ schema, url, route }: { schema: FastifySchema, url: string, route: { preHandler?: unknown } }): { schema: FastifySchema, url: string } {
+  // Typed as always there, but a route may declare none (swagger then documents the bare path).
+  if ((schema as FastifySchema | undefined) === undefined) return { schema, url }
+  const querystring = schema.querystring as { properties?: Record<string, unknown>, additionalProperties?: unknown } | undefined
+  const { description, ...filters } = (querystring?.additionalProperties ?? {}) as { description?: string }
+  return {
+    url,
+    schema: {
+      ...schema,
+      ...(needsApiKey(route) && { security: [{ [API_KEY_SCHEME]: [] }] }),
+      ...(typeof querystring?.additionalProperties === 'object' && {
+        querystring: { ...querystring, properties: { ...querystring.properties, [FREE_FORM_PARAMETER]: { type: 'object', additionalProperties: filters, description } } },
+      }),
+    },
+  }
+}
+const FREE_FORM_PARAMETER = 'filters'
+
 const DOCS = {
   routePrefix: '/docs',
   logLevel: 'warn',
   configuration: {
     url: '/openapi.json',
     title: 'data-api reference',
+    pageTitle: 'data-api reference',
     withDefaultFonts: false,
     showDeveloperTools: 'never',
     telemetry: false,

@@ -1,7 +1,7 @@
 // The Data API's models, as TypeBox schemas: the wire shapes (validation, serialisation, OpenAPI)
 // and, through Static<>, the TypeScript types the code uses. Each model is written once, here.
 import Type, { type Static, type TSchema } from 'typebox'
-import { DateTime } from '../../lib/schemas.ts'
+import { DateTime, PositiveId } from '../../lib/schemas.ts'
 import { ColumnTypeSchema } from './column-types.ts'
 import { FormatSchema } from './import/formats.ts'
 
@@ -16,7 +16,7 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T)
 const ByColumnName = <T extends TSchema>(value: T, options: { description?: string, minProperties?: number } = {}) =>
   Type.Unsafe<Record<string, Static<T>>>({ type: 'object', additionalProperties: value, ...options })
 
-export const DatasetId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Data set id' })
+export const DatasetId = PositiveId({ description: 'Data set id' })
 
 export const DatasetStatus = Type.Union([Type.Literal('importing'), Type.Literal('ready'), Type.Literal('failed')], { description: '`importing`: `rows` counts the rows so far' })
 export type DatasetStatus = Static<typeof DatasetStatus>
@@ -33,26 +33,29 @@ export const DatasetNamingQuery = Type.Object(DatasetNaming)
 /** The key a data set is created with: column names, comma-separated. */
 export const KeyParameter = Type.String({ minLength: 1, maxLength: 2000, description: 'Key columns, comma-separated (in key order): their values must be present and unique together (a duplicate is a 400 naming both lines); later appends may upsert by them', examples: ['country,year'] })
 
-/** How to read a body (an upload, an append, a replace): import/options.ts reads these. */
+/**
+ * How to read a body (an upload, an append, a replace): import/options.ts reads these. /docs sends
+ * a parameter's first example with "Test Request" and in its snippets: each first one fits the
+ * routes' body examples (a CSV separated by commas, with a numeric `value`).
+ */
 export const ReadingQuery = {
   delimiter: Type.Optional(Type.String({
     maxLength: 3,
     description: 'CSV and TSV: the character between fields, `,` `;` `|` or a tab (`%09`, `\\t` or `tab`). Default: sniffed from the first 50 lines ' +
       '(the one found the same number of times in each, outside quoted fields; ties go to comma) for CSV, a tab for TSV.',
-    examples: [';', 'tab', '|'],
+    examples: [',', ';', 'tab', '|'],
   })),
   decimal: Type.Optional(Type.String({
     maxLength: 1,
     description: 'CSV and TSV: `,` reads numbers written with a decimal comma, their thousands after dots (`3,14`, `1.234,5`, `1.234` = 1234); refused with `delimiter=,`. ' +
       'Default `.`: numbers as `1234.5`, no thousands separator.',
-    examples: [','],
   })),
   types: Type.Optional(Type.String({
     maxLength: 20_000,
     description: 'Column types chosen instead of inferred, `column:type` comma-separated (a name is what comes before the last colon of its item); types: ' +
       'integer, numeric, boolean, date, timestamp, text. A value that is not of its chosen type is invalid data (400 with its line, or a failed import); ' +
       'a column the data does not have is one too; an unknown type is a 400 at once.',
-    examples: ['zip:text,born:date', 'amount:numeric'],
+    examples: ['value:numeric', 'zip:text,born:date'],
   })),
 }
 

@@ -16,7 +16,7 @@ import type { Fragment } from 'postgres'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
 import type { Sql } from '../../db/pool.ts'
-import { invalidParameter, type Problem } from '../../lib/errors.ts'
+import { invalidParameter, invalidValue, type Problem } from '../../lib/errors.ts'
 import { isOrdered, literal } from './column-types.ts'
 import type { DatasetColumn } from './schemas.ts'
 import { matchesColumnSearch, matchesSearch } from './search.ts'
@@ -25,8 +25,26 @@ import type { RowsTable } from './table.ts'
 /** The longest `_cursor` taken (a cursor this API hands out is never longer). */
 export const CURSOR_MAX_LENGTH = 4096
 
-export const FILTER_OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'contains', 'startswith', 'in', 'isnull', 'search'] as const
-type Operator = typeof FILTER_OPERATORS[number]
+/** The filter operators and what each means: the filter parameter's documentation is made of this table. */
+const OPERATOR_MEANINGS = {
+  eq: 'equals (`column=value` too)',
+  ne: 'differs from',
+  gt: 'greater than (all types but boolean)',
+  gte: 'greater than or equal',
+  lt: 'less than',
+  lte: 'less than or equal',
+  contains: 'contains, case-insensitive (text)',
+  startswith: 'starts with, case-insensitive (text)',
+  in: 'one of, comma-separated',
+  isnull: '`true`: has no value, `false`: has one',
+  search: 'full-text search of the column (text)',
+} as const
+type Operator = keyof typeof OPERATOR_MEANINGS
+export const FILTER_OPERATORS = Object.keys(OPERATOR_MEANINGS) as Operator[]
+const FILTER_RULE = 'Filters, each a query parameter of its own: `column__op=value` (`country=NO&year__gte=2020`), op one of ' +
+  `${FILTER_OPERATORS.map((operator) => `\`${operator}\` ${OPERATOR_MEANINGS[operator]}`).join('; ')}. ` +
+  'Values are read by the column\'s type; a missing value matches no comparison (find it with `isnull=true`); a filter given twice must hold both times; ' +
+  'a column whose name starts with `_` is filtered with its operator written out (`_id__eq=3`).'
 const COMPARISONS = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
 const MAX_IN_VALUES = 1_000
 const MAX_LISTED_COLUMNS = 1_000
@@ -74,7 +92,7 @@ export type QueryString = Record<string, unknown>
 export function viewQuerystring (accepted: readonly ApiParameter[]) {
   return Type.Object(
     Object.fromEntries(accepted.map((name) => [`_${name}`, Type.Optional(API_PARAMETERS[name])])),
-    { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())], { description: 'A filter: `column__op=value`, or `column=value`' }) },
+    { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())], { description: FILTER_RULE }) },
   )
 }
 
@@ -146,10 +164,9 @@ export class DataQuery {
     const value = Value.Convert(schema, raw)
     // Convert reads "1.5" and "true" as the integer 1; a number given as text (a bare name) must be
     // the number the whole text is, as the route's schema has it for `_name`.
-    if (typeof value === 'number' && typeof raw === 'string' && Number(raw) !== value) throw invalidParameter(`${given.parameter}: must be an integer`, given.parameter)
-    const error = Value.Errors(schema, value)[Symbol.iterator]().next()
-    if (error.done !== true) throw invalidParameter(`${given.parameter}: ${error.value.message}`, given.parameter)
-    return value as ParameterValue<P>
+    if (typeof value === 'number' && typeof raw === 'string' && Number(raw) !== value) throw invalidParameter(`${given.parameter} must be a whole number`, given.parameter)
+    if (!Value.Check(schema, value)) throw invalidValue('querystring', schema, value, `/${given.parameter}`)
+    return value
   }
 
   /** The values of a parameter as given (a repeated one several), undefined when it is not given. */

@@ -67,7 +67,7 @@ export function createMongoCatalog ({ url, timeoutMs, databaseName = databaseInU
 
   return {
     kind: 'mongodb',
-    idFormat: { pattern: ID_PATTERN.source, description: 'A product id: a MongoDB ObjectId, 24 lowercase hex digits' },
+    idFormat: { pattern: ID_PATTERN.source, description: 'A product id: a MongoDB ObjectId, 24 lowercase hex digits', errorMessage: 'must be a MongoDB ObjectId: 24 lowercase hex digits' },
     ensureIndexes,
 
     async listProducts ({ limit, after, category }, signal) {

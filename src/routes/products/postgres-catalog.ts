@@ -24,7 +24,7 @@ export function createPostgresCatalog (sql: Sql): CatalogStore {
   const plain = (rows: readonly Product[]): Product[] => rows.map((row) => ({ ...row }))
   return {
     kind: 'postgres',
-    idFormat: { pattern: ID_PATTERN.source, description: 'A product id: a positive integer written in decimal' },
+    idFormat: { pattern: ID_PATTERN.source, description: 'A product id: a positive integer written in decimal', errorMessage: 'must be a positive whole number (at most 19 digits)' },
 
     async listProducts ({ limit, after, category }, signal) {
       const afterId = after === undefined ? '0' : asBigint(after)

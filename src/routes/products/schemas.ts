@@ -30,7 +30,8 @@ export type CatalogStoreKind = 'postgres' | 'mongodb'
 export interface CatalogStore {
   readonly kind: CatalogStoreKind
   /** What a well-formed id of this store looks like; routes answer anything else with a 400. */
-  readonly idFormat: { pattern: string, description: string }
+  /** `errorMessage`: what a refusal of a malformed id says (lib/errors.ts), instead of the pattern. */
+  readonly idFormat: { pattern: string, description: string, errorMessage: string }
   /** A page in ascending id order. */
   listProducts: (query: ProductPageQuery, signal: AbortSignal) => Promise<Product[]>
   /** undefined when no product has this id (a malformed id included). */
@@ -49,7 +50,7 @@ export const ID_RULES = 'Ids are strings: with the PostgreSQL store (the default
   'a well-formed id that no product has a 404.'
 
 export function productIdSchema (catalog: CatalogStore, description = catalog.idFormat.description) {
-  return Type.String({ pattern: catalog.idFormat.pattern, description })
+  return Type.String({ pattern: catalog.idFormat.pattern, errorMessage: catalog.idFormat.errorMessage, description })
 }
 
 export function productPageQuery (catalog: CatalogStore) {

@@ -1,10 +1,9 @@
 import Type, { type Static } from 'typebox'
-import { DateTime } from '../../lib/schemas.ts'
+import { DateTime, PositiveId } from '../../lib/schemas.ts'
 
-const userIdRange = { minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'A user id (positive integer)' }
-export const UserId = Type.Integer(userIdRange)
+export const UserId = PositiveId({ description: 'A user id (positive integer)' })
 /** A user id query parameter that defaults to 1, so the lesson's parameterless URLs answer. */
-export const UserIdDefault1 = Type.Integer({ ...userIdRange, default: 1, description: 'A user id; default 1, so that the lesson\'s bare URL (`/dashboard`) answers' })
+export const UserIdDefault1 = PositiveId({ default: 1, description: 'A user id; default 1, so that the lesson\'s bare URL (`/dashboard`) answers' })
 
 export const User = Type.Object({
   user_id: Type.Integer(),
