@@ -4,18 +4,11 @@
 // makes no request beyond this origin (the docs work offline).
 // Needs /usr/bin/chromium (tools/install-chromium.sh): skipped without it, except in CI.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser, type Page } from 'playwright-core'
 import { createApiKeysRepository } from '../src/auth/api-keys.ts'
 import { seedUsersAndOrders } from '../src/routes/users/seed.ts'
 import { buildTestApp, listen } from './helpers/app.ts'
-import { skipUnless } from './helpers/requirements.ts'
-
-const CHROMIUM = '/usr/bin/chromium'
-const skip = skipUnless(existsSync(CHROMIUM), `${CHROMIUM} not found: run tools/install-chromium.sh to run the browser test`)
-
-interface Violation { directive: string, blocked: string, source: string, line: number }
+import { openWatchedBrowser, skipWithoutChromium, type Violation, type WatchedBrowser } from './helpers/browser.ts'
 
 /**
  * The one violation /docs is allowed, once: Zod 4 (inside scalar.js) probes for eval with
@@ -26,45 +19,22 @@ function isZodEvalProbe (violation: Violation): boolean {
   return violation.directive === 'script-src' && violation.blocked === 'eval' && violation.source.endsWith('/docs/js/scalar.js')
 }
 
-describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
+describe('/docs in a real browser', { skip: skipWithoutChromium, timeout: 30_000 }, () => {
   const cleanups: Array<() => Promise<void>> = []
   let origin: string
-  let browser: Browser
-  let page: Page
+  let watched: WatchedBrowser
+  let page: WatchedBrowser['page']
   let apiKey: string
-  const requested: string[] = []
-  const consoleErrors: string[] = []
-  const violations: Violation[] = []
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found and CI is set: CI must run the browser test (.ci/run calls tools/install-chromium.sh)`)
     const { app, sql } = await buildTestApp({ after: (fn) => { cleanups.push(fn) } })
     await seedUsersAndOrders(sql, { users: 3, ordersPerUser: 0 })
     apiKey = (await createApiKeysRepository(sql).create('docs browser')).key
     origin = await listen(app)
-    browser = await chromium.launch({ executablePath: CHROMIUM })
-    cleanups.push(async () => { await browser.close() })
-    const context = await browser.newContext()
-    // Anything not addressed to our origin is recorded and refused, so the test never leaves the
-    // machine even if the page tries.
-    await context.route(() => true, async (route) => {
-      const url = route.request().url()
-      requested.push(url)
-      if (new URL(url).origin === origin) await route.continue()
-      else await route.abort('blockedbyclient')
-    })
-    page = await context.newPage()
+    watched = await openWatchedBrowser(origin)
+    cleanups.push(watched.close)
+    page = watched.page
     page.setDefaultTimeout(5_000)
-    page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`) })
-    page.on('pageerror', (error) => { consoleErrors.push(`uncaught: ${error.message}`) })
-    page.on('websocket', (socket) => { requested.push(socket.url()) })
-    await page.exposeFunction('reportCspViolation', (violation: Violation) => { violations.push(violation) })
-    // A string, not a function: it runs in the page, whose DOM types this project does not load.
-    await page.addInitScript({
-      content: `document.addEventListener('securitypolicyviolation', (e) => {
-        globalThis.reportCspViolation({ directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber })
-      })`,
-    })
   })
 
   after(async () => {
@@ -128,11 +98,11 @@ describe('/docs in a real browser', { skip, timeout: 30_000 }, () => {
   })
 
   it('made no request beyond this origin and met no CSP violation or console error', () => {
-    const foreign = requested.filter((url) => !url.startsWith(`${origin}/`))
+    const foreign = watched.offOrigin()
     assert.deepEqual(foreign, [], 'every request stays on the API\'s own origin')
-    assert.ok(requested.includes(`${origin}/openapi.json`), 'the requests were seen')
-    assert.deepEqual(violations.filter((violation) => !isZodEvalProbe(violation)), [])
-    assert.ok(violations.filter(isZodEvalProbe).length <= 1, 'eval is probed once; more would be a feature needing it')
-    assert.deepEqual(consoleErrors, [])
+    assert.ok(watched.requested.includes(`${origin}/openapi.json`), 'the requests were seen')
+    assert.deepEqual(watched.violations.filter((violation) => !isZodEvalProbe(violation)), [])
+    assert.ok(watched.violations.filter(isZodEvalProbe).length <= 1, 'eval is probed once; more would be a feature needing it')
+    assert.deepEqual(watched.consoleErrors, [])
   })
 })

@@ -209,16 +209,25 @@ describe('OpenAPI and docs', () => {
     assert.equal((await app.inject({ url: '/favicon.ico' })).statusCode, 204)
   })
 
-  it('leaves the JSON API\'s responses alone: only the docs routes run helmet\'s hooks', async () => {
-    // printRoutes nests routes under a top-level path (/docs/ and its script under /docs, /users/:id
-    // under /users), each with its hooks listed by function name.
-    const topLevelWithHelmet = new Set<string>()
-    let topLevel = ''
+  it('leaves the JSON API\'s responses alone: only the HTML pages (/docs, the web interface) run helmet\'s hooks', async () => {
+    // printRoutes draws the radix tree (a path is split anywhere: `/data` + `sets`), each node's
+    // other methods and hooks below it: the full path of a line is its segments along the branches.
+    const withHelmet = new Set<string>()
+    const segments: string[] = []
+    let current = ''
     for (const line of app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')) {
-      topLevel = /^[├└]── (\/\S*) \(/.exec(line)?.[1] ?? topLevel
-      if (/helmet/i.test(line)) topLevelWithHelmet.add(topLevel)
+      const node = /^([│ ]*)(?:├── |└── )(\S+) \(/.exec(line)
+      if (node !== null) {
+        const depth = node[1]!.length / 4
+        segments.length = depth
+        segments.push(node[2]!)
+        current = segments.join('')
+      }
+      if (/helmet/i.test(line)) withHelmet.add(current)
     }
-    assert.deepEqual([...topLevelWithHelmet].sort(), ['/docs', '/favicon.ico'])
+    const pages = [...withHelmet].sort()
+    for (const page of ['/', '/docs', '/docs/', '/docs/js/scalar.js', '/ui/lab', '/ui/datasets/:dataset_id', '/ui/assets/app.js', '/ui/vendor/lit-html/lit-html.js']) assert.ok(pages.includes(page), `${page} runs helmet's hooks`)
+    assert.deepEqual(pages.filter((path) => !/^\/(|favicon\.ico|docs.*|ui\/.*)$/.test(path)), [], 'no JSON route runs them')
     for (const url of ['/healthz', '/openapi.json', '/users/1']) {
       const response = await app.inject({ url })
       for (const header of ['content-security-policy', 'x-content-type-options', 'x-frame-options', 'referrer-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy']) {

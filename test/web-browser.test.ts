@@ -96,7 +96,9 @@ describe('the web interface in a real browser', { skip: skipWithoutChromium, tim
     await page.getByLabel(/^File/).setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(CSV) })
     await page.getByLabel('Name').fill('people')
     await page.getByRole('button', { name: 'Upload' }).click()
-    await page.getByText('Imported people: 150 rows.').waitFor()
+    // Imported by the job worker: on a busy machine (another test saturating the CPU) that may take
+    // longer than a click does.
+    await page.getByText('Imported people: 150 rows.').waitFor({ timeout: 60_000 })
     assert.ok(watched.requested.some((url) => /\/datasets\/\d+\/events$/.test(url)), 'the import was followed by its events')
     await noSeriousViolations('/ui/datasets')
     await screenshot(page, 'datasets')

@@ -1,17 +1,17 @@
 // OpenAPI 3.1 generated from the route schemas (/openapi.json) and a browsable reference (/docs)
 // served from the installed @scalar package: no CDN, no fonts or telemetry fetched from elsewhere.
-// The reference is the service's only HTML, so it alone carries browser security headers
-// (Content-Security-Policy and the rest, via @fastify/helmet): they are registered in a context of
-// their own holding just the /docs routes, and the JSON routes run no hook for them.
-import { createHash } from 'node:crypto'
+// Like the web interface's pages (web/), it carries browser security headers (lib/page-security.ts:
+// Content-Security-Policy and the rest, via @fastify/helmet), registered in a context of their own
+// holding just the /docs routes: the JSON routes run no hook for them.
 import { createRequire } from 'node:module'
 import Fastify, { type FastifySchema } from 'fastify'
-import helmet, { type FastifyHelmetOptions } from '@fastify/helmet'
+import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import scalar, { type FastifyApiReferenceOptions } from '@scalar/fastify-api-reference'
 import fp from 'fastify-plugin'
 import { needsApiKey } from '../auth/require-key.ts'
 import { PROBLEM_TYPES } from '../lib/errors.ts'
+import { inlineScriptHashes, pageSecurityHeaders } from '../lib/page-security.ts'
 
 const { version, description } = createRequire(import.meta.url)('../../package.json') as { version: string, description: string }
 
@@ -42,7 +42,11 @@ export const openApi = fp(async (app) => {
   // Encapsulated: both plugins use fastify-plugin, so their hooks and routes land in this context.
   // (Registered at the root, helmet would run two onRequest hooks, one async, on every request.)
   await app.register(async function docs (context) {
-    await context.register(helmet, docsSecurityHeaders(scriptHashes))
+    // Its one inline script (Scalar.createApiReference with our configuration) by its hash. Inline
+    // styles: scalar.js injects <style> elements and Vue sets style attributes at run time, which
+    // cannot be hashed ahead. No 'unsafe-eval': Zod, inside scalar.js, probes for eval once and
+    // works without it.
+    await context.register(helmet, pageSecurityHeaders({ scriptHashes, inlineStyles: true }))
     await context.register(scalar, DOCS)
     // Browsers ask for it with every page: without it /docs would log a 404 (here and in the
     // browser console) on each visit.
@@ -95,43 +99,6 @@ const DOCS = {
 } satisfies FastifyApiReferenceOptions
 
 /**
- * Headers for the /docs page and its script: a CSP under which the reference works offline and can
- * load or reach nothing beyond this origin (test/docs-browser.test.ts checks it in Chromium), plus
- * helmet's other defaults: X-Content-Type-Options nosniff, Referrer-Policy no-referrer,
- * Cross-Origin-Opener-Policy and -Resource-Policy same-origin, Origin-Agent-Cluster…
- */
-function docsSecurityHeaders (scriptHashes: string[]): FastifyHelmetOptions {
-  return {
-    contentSecurityPolicy: {
-      useDefaults: false, // exactly these directives, not helmet's defaults merged in
-      directives: {
-        defaultSrc: ["'self'"],
-        // js/scalar.js comes from here; the page's one inline script (Scalar.createApiReference with
-        // our configuration) is allowed by its hash, not by 'unsafe-inline'. No 'unsafe-eval':
-        // Zod, inside scalar.js, probes for eval once and works without it.
-        scriptSrc: ["'self'", ...scriptHashes.map((hash) => `'sha256-${hash}'`)],
-        // scalar.js injects <style> elements (its stylesheet, the code editor's themes) and Vue sets
-        // style attributes at run time: styles, unlike scripts, cannot be hashed ahead.
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        // Its CSS draws icons as data: SVGs (mask-image, background-image).
-        imgSrc: ["'self'", 'data:'],
-        // /openapi.json, and the requests "Test Request" sends: to this API, no proxy.
-        connectSrc: ["'self'"],
-        // withDefaultFonts: false — system fonts; the default ones would come from fonts.scalar.com.
-        fontSrc: ["'none'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'none'"],
-        frameAncestors: ["'none'"],
-      },
-    },
-    frameguard: { action: 'deny' }, // X-Frame-Options, for browsers older than frame-ancestors
-    // HSTS is for whoever terminates TLS to set for the whole host, not for one page served over HTTP.
-    strictTransportSecurity: false,
-  }
-}
-
-/**
  * The /docs HTML exactly as the plugin serves it with these options, rendered once at start on a
  * scratch instance: the page depends on the options only, so its inline script's hash is fixed.
  */
@@ -145,12 +112,6 @@ async function renderDocsPage (options: typeof DOCS): Promise<string> {
   } finally {
     await scratch.close()
   }
-}
-
-/** Base64 SHA-256 of each inline <script> (one without src), as CSP 'sha256-…' sources want them. */
-function inlineScriptHashes (html: string): string[] {
-  return [...html.matchAll(/<script\b(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/gi)]
-    .map(([, body]) => createHash('sha256').update(body!).digest('base64'))
 }
 
 // Answered by Node's HTTP parser (answerClientError) before any route: any operation may get them.
