@@ -22,7 +22,6 @@ export interface DatasetState {
   write: DatasetWrite | null
 }
 
-
 export interface DatasetEventsOptions {
   /** The state of a data set now; undefined when there is no such data set. */
   read: (id: number) => Promise<DatasetState | undefined>
@@ -72,7 +71,7 @@ export class DatasetEvents implements ListenHandlers {
     this.#startPolling() // until the listener says it listens
   }
 
-  /** Streams open now (for tests and /metrics-like checks). */
+  /** Streams open now. */
   get openStreams (): number { return this.#open }
 
   /**
