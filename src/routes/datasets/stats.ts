@@ -124,10 +124,12 @@ async function topValues (tx: TransactionSql, table: RowsTable, column: DatasetC
 async function indexColumns (sql: Sql, table: RowsTable, columns: DatasetColumn[], stats: DatasetStats): Promise<void> {
   // Two statistics jobs of one data set may run at once (an append's beside the one before), and
   // CREATE INDEX IF NOT EXISTS is not safe against a concurrent one (a unique violation in
-  // pg_class): under a lock of the table's, the second waits, then finds the index there.
+  // pg_class): its SHARE lock admits another. SHARE UPDATE EXCLUSIVE conflicts with itself (and
+  // with nothing CREATE INDEX's SHARE does not already block): the second job waits for the
+  // first's index, then finds it there.
   const build = async (create: (tx: TransactionSql) => Promise<unknown>): Promise<void> => {
     await withoutStatementTimeout(sql, async (tx) => {
-      await tx`select pg_advisory_xact_lock(hashtextextended(${`dataset-index:${table.name}`}, 0))`
+      await tx.unsafe(`lock table ${table.name} in share update exclusive mode`)
       await create(tx)
     })
   }
