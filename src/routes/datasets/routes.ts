@@ -39,9 +39,8 @@ const WRITE_BODY_EXAMPLES = {
   'application/json': [{ country: 'NO', year: 2026, value: 5.4 }, { country: 'SE', year: 2026, value: 4.9 }],
 }
 
-// POST /datasets: its JSON body as the object that asks for a URL import. (With the JSON array of
-// the writes here, schemathesis's fuzzing filtered out too many of its cases and failed its health
-// check; the array form is the writes' example.)
+// POST /datasets: its JSON body as the object that asks for a URL import, the form only this route
+// takes (the array form is the writes' example).
 const CREATE_BODY_EXAMPLES = {
   'text/csv': WRITE_BODY_EXAMPLES['text/csv'],
   'application/json': { url: 'https://example.com/data.csv', name: 'example' },
