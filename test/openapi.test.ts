@@ -226,8 +226,15 @@ describe('OpenAPI and docs', () => {
       if (/helmet/i.test(line)) withHelmet.add(current)
     }
     const pages = [...withHelmet].sort()
-    for (const page of ['/', '/docs', '/docs/', '/docs/js/scalar.js', '/ui/lab', '/ui/datasets/:dataset_id', '/ui/assets/app.js', '/ui/vendor/lit-html/lit-html.js']) assert.ok(pages.includes(page), `${page} runs helmet's hooks`)
+    for (const page of ['/', '/docs', '/docs/', '/docs/js/scalar.js', '/ui/lab', '/ui/datasets/:dataset_id(^\\d{1,16}$)', '/ui/assets/app.js', '/ui/vendor/lit-html/lit-html.js']) assert.ok(pages.includes(page), `${page} runs helmet's hooks`)
     assert.deepEqual(pages.filter((path) => !/^\/(|favicon\.ico|docs.*|ui\/.*)$/.test(path)), [], 'no JSON route runs them')
+    // The shell answers a data set's page only for an id that can be one; anything else is a 404 problem.
+    assert.equal((await app.inject({ url: '/ui/datasets/7' })).statusCode, 200)
+    for (const url of ['/ui/datasets/abc', '/ui/datasets/%00', '/ui/datasets/12345678901234567890', '/ui/nope']) {
+      const response = await app.inject({ url })
+      assert.equal(response.statusCode, 404, url)
+      assert.match(String(response.headers['content-type']), /^application\/problem\+json/, url)
+    }
     for (const url of ['/healthz', '/openapi.json', '/users/1']) {
       const response = await app.inject({ url })
       for (const header of ['content-security-policy', 'x-content-type-options', 'x-frame-options', 'referrer-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy']) {

@@ -30,7 +30,8 @@ export interface WebRoutesOptions {
 }
 
 /** The paths the shell answers; the page shown is chosen in the browser (public/app.js). */
-export const PAGES = ['/', '/ui/datasets', '/ui/datasets/:dataset_id', '/ui/lab'] as const
+// A data set's page only for an id that can be one: any other path under it is the app's 404.
+export const PAGES = ['/', '/ui/datasets', '/ui/datasets/:dataset_id(^\\d{1,16}$)', '/ui/lab'] as const
 
 export const webRoutes: FastifyPluginAsync<WebRoutesOptions> = async (app, options) => {
   const shell = await fs.readFile(path.join(PUBLIC_DIR, 'index.html'), 'utf8')
