@@ -227,6 +227,9 @@ describe('POST /datasets/sql', () => {
 })
 
 const target = await upload('a,b\n1,x\n2,y\n', 'target')
+// Other test files share the cluster: locks are counted in the reader's own sessions only.
+const [{ database }] = await sql<[{ database: string }]>`select current_database() as database`
+const reader = readerRoleName(database)
 
 describe('POST /datasets/sql: escape attempts', () => {
   async function fingerprint (): Promise<unknown> {
@@ -241,8 +244,9 @@ describe('POST /datasets/sql: escape attempts', () => {
         (select count(*)::int from datasets) as datasets,
         (select count(*)::int from pg_largeobject_metadata) as large_objects,
         (select count(*)::int from pgboss.job) as jobs,
-        (select count(*)::int from pg_locks where locktype = 'advisory') as advisory_locks,
-        (select count(*)::int from pg_prepared_xacts) as prepared_xacts`
+        (select count(*)::int from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and a.datname = current_database() and a.usename = ${reader}) as reader_advisory_locks,
+        (select count(*)::int from pg_prepared_xacts where database = current_database()) as prepared_xacts`
     return state
   }
 
@@ -329,7 +333,7 @@ describe('POST /datasets/sql: escape attempts', () => {
     // Settings and locks a query takes are gone before its connection serves the next one.
     for (let i = 0; i < 4; i++) assert.equal((await query("select set_config('search_path', 'pg_catalog', false), set_config('work_mem', '1GB', false)")).status, 200)
     for (let i = 0; i < 4; i++) {
-      const answer = await ok("select current_setting('search_path'), current_setting('work_mem'), current_setting('transaction_read_only'), (select count(*)::int from pg_locks where locktype = 'advisory'), (select count(*)::int from pg_prepared_statements), (select count(*)::int from pg_cursors where name <> '')")
+      const answer = await ok("select current_setting('search_path'), current_setting('work_mem'), current_setting('transaction_read_only'), (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()), (select count(*)::int from pg_prepared_statements), (select count(*)::int from pg_cursors where name <> '')")
       assert.deepEqual(answer.rows, [['dataset_views', '4MB', 'on', 0, 0, 0]])
     }
   })
