@@ -214,7 +214,8 @@ export async function importRows (tx: TransactionSql, table: RowsTable, source: 
           if (types[index] === 'text') throw new InvalidDataError(`the value of column "${source.columns[index]}" contains a character PostgreSQL cannot store (NUL, U+0000, or a lone UTF-16 surrogate)`, where(line))
           return at
         }
-        text += '\t' + copyField(fitting)
+        // Only text can hold COPY's special characters: the other codecs' literals are plain.
+        text += '\t' + ((chosenType ?? types[index]) === 'text' ? copyField(fitting) : fitting)
       }
       chunk += text + '\n'
       rows++
