@@ -10,9 +10,13 @@ import fc from 'fast-check'
 import { literal, type ColumnType } from '../src/routes/datasets/column-types.ts'
 import { createTestDatabase } from './helpers/database.ts'
 
+// Deterministic: the seed is fixed (FC_SEED overrides it; FC_RUNS multiplies the cases).
 const SEED = Number(process.env.FC_SEED ?? 20_261_203)
-const RUNS = 60
+const RUNS = 60 * Number(process.env.FC_RUNS ?? 1)
 const { sql } = await createTestDatabase({ after })
+// pg_input_is_valid, the oracle, came with PostgreSQL 16 (a TEST_DATABASE_URL server may be older).
+const [{ version }] = await sql<[{ version: number }]>`select current_setting('server_version_num')::int as version`
+const skip = version < 160_000 ? `the oracle needs PostgreSQL 16 or later (pg_input_is_valid); this server is ${version}` : false
 
 /** PostgreSQL's verdict on each text: the part of the codec's rule it owns. */
 async function oracle (type: ColumnType, texts: string[]): Promise<boolean[]> {
@@ -61,7 +65,7 @@ const dateText = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('2024-02-29', '2023-02-29', '1900-02-29', '2000-02-29', '0001-01-01', '9999-12-31', '2026-1-01', '2026-01-1', ' 2026-01-01', '2026-01-01 ', '2026/01/01', '２０２６-01-01', '2026-01-01T00:00:00') },
 )
 
-describe('the codecs of numbers and dates, against PostgreSQL', () => {
+describe('the codecs of numbers and dates, against PostgreSQL', { skip }, () => {
   it('accepts exactly the numeric texts PostgreSQL reads, in the documented form, finite as doubles', async () => {
     await fc.assert(fc.asyncProperty(fc.array(numericText, { minLength: 1, maxLength: 200 }), async (texts) => { await agrees('numeric', texts) }), { seed: SEED, numRuns: RUNS })
   })
